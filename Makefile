@@ -1,0 +1,93 @@
+# creatormesh — every command a developer or CI needs. `make help` lists them.
+# The two a new user needs: `make demo` and `make test`. Both create .venv and
+# install what they need on first use (Python 3.11 is the only prerequisite).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip
+DISTS := protos $(sort $(dir $(wildcard services/*/pyproject.toml)))
+PROTO_FILES = $(shell find protos/creatormesh -name '*.proto' | sort)
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# --- environment -------------------------------------------------------------
+$(STAMP): constraints.txt requirements-dev.txt $(wildcard services/*/pyproject.toml) protos/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	@# torch first and pinned: an unpinned torch pulled in by a service would be a multi-GB CUDA build
+	if grep -qs '"torch' services/*/pyproject.toml; then $(PIP) install -q torch==2.13.0; fi
+	$(PIP) install -q -c constraints.txt -r requirements-dev.txt \
+	  $(foreach d,$(DISTS),-e $(d)$(if $(findstring common,$(d)),[runtime])) \
+	  --config-settings editable_mode=compat
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with every service and the dev tools
+
+node_modules/.bin/buf: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: lock
+lock: ## re-pin constraints.txt from what is installed in .venv
+	{ echo "# Pinned versions for every distribution in this repo (make lock re-pins from .venv)."; \
+	  $(PIP) freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
+
+# --- the two commands ---------------------------------------------------------
+.PHONY: demo
+demo: $(STAMP) ## start the whole mesh, drive the end-to-end flow, write build/demo/report.html
+	$(BIN)/creatormesh demo
+
+.PHONY: test
+test: $(STAMP) lint protos-check ## everything CI runs: lint, contract checks, the test suite
+	$(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
+
+# --- pieces ------------------------------------------------------------------
+.PHONY: lint
+lint: $(STAMP) ## ruff, mypy on the kit, buf lint on the protos (if npm is here)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services/common/creatormesh benchmarks
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory lint-protos; \
+	  else echo "npm not found: buf lint skipped (tests still check package/version naming)"; fi
+
+.PHONY: lint-protos
+lint-protos: node_modules/.bin/buf ## buf lint (STANDARD + COMMENTS) on the contract tree
+	node_modules/.bin/buf lint
+
+.PHONY: protos
+protos: $(STAMP) ## regenerate the committed Python code (+ .pyi stubs) from protos/
+	find protos/creatormesh \( -name '*_pb2*.py' -o -name '*_pb2*.pyi' \) -delete
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m grpc_tools.protoc -I protos \
+	  --python_out=protos --grpc_python_out=protos \
+	  --mypy_out=quiet:protos --mypy_grpc_out=quiet:protos $(PROTO_FILES)
+
+.PHONY: protos-check
+protos-check: protos ## fail if the committed generated code differs from a fresh generation
+	@git diff --exit-code --stat -- protos || \
+	  (echo "generated code is stale: run 'make protos' and commit the result" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- protos)" || \
+	  (git status --porcelain -- protos; echo "untracked generated files: run 'make protos' and commit" >&2; exit 1)
+
+.PHONY: docs
+docs: $(STAMP) ## regenerate the configuration table in README.md
+	$(PY) -m creatormesh.common.docs README.md
+
+.PHONY: bench
+bench: $(STAMP) ## run the benchmarks (results go to docs/performance.md by hand)
+	$(PY) benchmarks/grpc_overhead.py
+	$(PY) benchmarks/bus_throughput.py
+
+.PHONY: up
+up: $(STAMP) ## start the mesh and stream its logs (Ctrl-C stops)
+	$(BIN)/creatormesh up
+
+.PHONY: clean
+clean: ## remove the virtualenv and build outputs
+	rm -rf $(VENV) build node_modules .creatormesh

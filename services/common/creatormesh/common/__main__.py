@@ -1,0 +1,3 @@
+from creatormesh.common.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""Fixtures: the embedded broker and a real Redis (the machine's, or a private one)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from creatormesh.common.runtime.broker import EmbeddedBroker
+from creatormesh.common.runtime.redis_server import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """Bootstrap address of a fresh embedded broker with every topic created."""
+    b = EmbeddedBroker()
+    yield b.start()
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The configured Redis if one answers, else a private redis-server."""
+    from creatormesh.common.redis_pool import ping
+
+    url = os.environ.get("CREATORMESH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if asyncio.run(ping(url)):
+        yield url
+        return
+    server = EmbeddedRedis()
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def close_channels() -> AsyncIterator[None]:
+    from creatormesh.common import client
+
+    yield
+    await client.close_all()

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creatormesh.common.settings import KitSettings, SettingsError, load, markdown_table
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_defaults_load() -> None:
+    s = load(KitSettings)
+    assert s.grpc_port == 50051 and s.log_format == "json"
+
+
+def test_bad_variables_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREATORMESH_GRPC_PORT", "not-a-port")
+    monkeypatch.setenv("CREATORMESH_LOG_LEVEL", "LOUD")
+    with pytest.raises(SettingsError) as info:
+        load(KitSettings)
+    text = str(info.value)
+    assert "CREATORMESH_GRPC_PORT" in text and "'not-a-port'" in text
+    assert "CREATORMESH_LOG_LEVEL" in text
+
+
+def test_out_of_range_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREATORMESH_GRPC_PORT", "70000")
+    with pytest.raises(SettingsError, match="CREATORMESH_GRPC_PORT"):
+        load(KitSettings)
+
+
+def test_serve_fails_fast_with_the_variable_name() -> None:
+    env = {**os.environ, "CREATORMESH_GRPC_PORT": "abc"}
+    out = subprocess.run(
+        [sys.executable, "-m", "creatormesh.common", "serve", "echo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "CREATORMESH_GRPC_PORT" in out.stderr
+
+
+def test_table_lists_every_field() -> None:
+    table = markdown_table([KitSettings])
+    for name in KitSettings.model_fields:
+        assert f"`CREATORMESH_{name.upper()}`" in table
+
+
+def test_readme_configuration_table_is_current() -> None:
+    from creatormesh.common.cli import settings_classes
+
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- config-table:start -->\n(.*?)\n<!-- config-table:end -->", readme, re.S)
+    assert match, "README.md has no generated configuration table"
+    assert match.group(1).strip() == markdown_table(settings_classes()).strip(), "run `make docs`"
