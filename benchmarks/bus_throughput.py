@@ -25,10 +25,12 @@ from creatormesh.testing.v1 import echo_pb2
 TOPIC = topics.SELFCHECK
 
 
-def raw_produce(bootstrap: str, n: int, value: bytes) -> float:
+def raw_produce(bootstrap: str, values: list[bytes]) -> float:
+    """Send pre-serialized envelopes (distinct event ids) and flush."""
+    n = len(values)
     producer = kafka_compat.producer(bootstrap)
     started = time.perf_counter()
-    for i in range(n):
+    for i, value in enumerate(values):
         producer.send(TOPIC, key=str(i % 16).encode(), value=value)
     producer.flush()
     elapsed = time.perf_counter() - started
@@ -91,15 +93,15 @@ async def main(args: argparse.Namespace) -> None:
         private = EmbeddedRedis()
         redis_url = private.start()
     rows: dict[str, list[float]] = {"raw produce": [], "bus publish": [], "raw consume": [], "bus consume": []}
-    value = EventBus("", "bench", KitSettings()).envelope(echo_pb2.EchoRequest(message="bench", payload=b"x" * 64), "s")
+    maker = EventBus("", "bench", KitSettings())
+    message = echo_pb2.EchoRequest(message="bench", payload=b"x" * 64)
+    values = [maker.envelope(message, str(i % 16)).SerializeToString() for i in range(args.messages)]
     for rnd in range(args.rounds):
         broker = EmbeddedBroker()  # a fresh broker per round: every consumer reads exactly N
         bootstrap = broker.start()
         bus = EventBus.from_settings(KitSettings(kafka_bootstrap=bootstrap, redis_url=redis_url), "bench")
         try:
-            rows["raw produce"].append(
-                await asyncio.to_thread(raw_produce, bootstrap, args.messages, value.SerializeToString())
-            )
+            rows["raw produce"].append(await asyncio.to_thread(raw_produce, bootstrap, values))
             rows["bus publish"].append(await bus_produce(bus, args.messages))
             total = 2 * args.messages
             rows["raw consume"].append(await asyncio.to_thread(raw_consume, bootstrap, total))

@@ -176,6 +176,14 @@ def decode(topic: str, value: bytes | None) -> tuple[Envelope, Any]:
     return env, payload
 
 
+def _try_decode(record: Any) -> tuple[Envelope | None, Any, errors.InvalidArgument | None]:
+    try:
+        env, payload = decode(record.topic, record.value)
+    except errors.InvalidArgument as exc:
+        return None, None, exc
+    return env, payload, None
+
+
 class _Loop:
     """State of one consumer group's loop (see :func:`run_consumer`)."""
 
@@ -213,16 +221,20 @@ class _Loop:
         done: dict[TopicPartition, OffsetAndMetadata] = {}
         try:
             for tp, records in batch.items():
-                for record in records:
+                decoded = [(record, *_try_decode(record)) for record in records]
+                try:
+                    applied = await self.applied([env.event_id for _, env, _, _ in decoded if env is not None])
+                except _InfrastructureError as exc:
+                    await self.retry_later(tp, records[0].offset, exc)
+                    continue
+                for record, env, payload, error in decoded:
                     if stop.is_set():
                         await self.rewind(tp, record.offset)
                         break
                     try:
-                        await self.one(record)
+                        await self.one(record, env, payload, error, applied)
                     except _InfrastructureError as exc:
-                        log.warning("infrastructure error on %s@%d, will retry: %s", tp, record.offset, exc)
-                        await self.rewind(tp, record.offset)
-                        await asyncio.sleep(self.settings.consumer_retry_backoff_ms / 1000 or 0.2)
+                        await self.retry_later(tp, record.offset, exc)
                         break
                     done[tp] = OffsetAndMetadata(record.offset + 1, None, -1)
         finally:
@@ -232,23 +244,35 @@ class _Loop:
                 except Exception as exc:  # noqa: BLE001 — a rebalance: the next owner re-reads, keys dedupe
                     log.warning("commit failed for %s: %s", self.group, exc)
 
+    async def retry_later(self, tp: TopicPartition, offset: int, exc: Exception) -> None:
+        log.warning("infrastructure error on %s@%d, will retry: %s", tp, offset, exc)
+        await self.rewind(tp, offset)
+        await asyncio.sleep(self.settings.consumer_retry_backoff_ms / 1000 or 0.2)
+
     async def rewind(self, tp: TopicPartition, offset: int) -> None:
         await self.call(self.consumer.seek, tp, offset)
 
-    async def one(self, record: Any) -> None:
-        topic = record.topic
+    async def applied(self, event_ids: list[str]) -> set[str]:
+        """The ids among ``event_ids`` already applied by this group (one Redis round trip)."""
+        if not event_ids:
+            return set()
         try:
-            env, payload = decode(topic, record.value)
-        except errors.InvalidArgument as exc:
-            await self.dead_letter(record, "invalid-event", exc, 0)
-            return
-        key = self.key(env.event_id)
-        try:
-            if await self.redis.exists(key):
-                metrics.EVENTS_PROCESSED.labels(topic, self.group, "duplicate").inc()
-                return
+            found = await self.redis.mget([self.key(e) for e in event_ids])
         except Exception as exc:
             raise _InfrastructureError(f"redis: {exc}") from exc
+        return {e for e, hit in zip(event_ids, found, strict=True) if hit is not None}
+
+    async def one(
+        self, record: Any, env: Envelope | None, payload: Any, error: errors.InvalidArgument | None, applied: set[str]
+    ) -> None:
+        topic = record.topic
+        if env is None:
+            await self.dead_letter(record, "invalid-event", error or errors.InvalidArgument("value", "undecodable"), 0)
+            return
+        if env.event_id in applied:
+            metrics.EVENTS_PROCESSED.labels(topic, self.group, "duplicate").inc()
+            return
+        key = self.key(env.event_id)
         event = Event(
             topic, record.partition, record.offset, env, payload, self.group, key, self.settings.idempotency_ttl_seconds
         )
@@ -276,6 +300,7 @@ class _Loop:
                 await self.redis.set(key, b"1", ex=self.settings.idempotency_ttl_seconds)
             except Exception as exc:
                 raise _InfrastructureError(f"redis: {exc}") from exc
+        applied.add(env.event_id)  # a second copy later in this batch is a duplicate too
         metrics.EVENTS_PROCESSED.labels(topic, self.group, "applied").inc()
 
     async def dead_letter(self, record: Any, reason: str, exc: BaseException, attempts: int) -> None:
