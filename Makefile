@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip
-DISTS := protos $(sort $(dir $(wildcard services/*/pyproject.toml)))
+SERVICES := $(patsubst %/,%,$(sort $(dir $(wildcard services/*/pyproject.toml))))
 PROTO_FILES = $(shell find protos/creatormesh -name '*.proto' | sort)
 STAMP := $(VENV)/.installed
 
@@ -23,7 +23,7 @@ $(STAMP): constraints.txt requirements-dev.txt $(wildcard services/*/pyproject.t
 	@# torch first and pinned: an unpinned torch pulled in by a service would be a multi-GB CUDA build
 	if grep -qs '"torch' services/*/pyproject.toml; then $(PIP) install -q torch==2.13.0; fi
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt \
-	  $(foreach d,$(DISTS),-e $(d)$(if $(findstring common,$(d)),[runtime])) \
+	  -e protos $(foreach d,$(SERVICES),-e "$(d)[all]") \
 	  --config-settings editable_mode=compat
 	touch $@
 
@@ -37,7 +37,7 @@ node_modules/.bin/buf: package.json package-lock.json
 .PHONY: lock
 lock: ## re-pin constraints.txt from what is installed in .venv
 	{ echo "# Pinned versions for every distribution in this repo (make lock re-pins from .venv)."; \
-	  $(PIP) freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
+	  $(PIP) freeze --exclude-editable | grep -v '^-e' | sed -E 's/^(torch[a-z]*==[^+]*)\+.*/\1/'; } > constraints.txt
 
 # --- the two commands ---------------------------------------------------------
 .PHONY: demo
@@ -50,10 +50,10 @@ test: $(STAMP) lint protos-check ## everything CI runs: lint, contract checks, t
 
 # --- pieces ------------------------------------------------------------------
 .PHONY: lint
-lint: $(STAMP) ## ruff, mypy on the kit, buf lint on the protos (if npm is here)
+lint: $(STAMP) ## ruff, mypy on the kit and services, buf lint on the protos (if npm is here)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services/common/creatormesh benchmarks
+	MYPYPATH="protos:$$(echo $(SERVICES) | tr ' ' ':')" $(BIN)/mypy $(addsuffix /creatormesh,$(SERVICES)) benchmarks
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory lint-protos; \
 	  else echo "npm not found: buf lint skipped (tests still check package/version naming)"; fi
 

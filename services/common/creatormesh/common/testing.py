@@ -1,4 +1,5 @@
-"""Fixtures: the embedded broker and a real Redis (the machine's, or a private one)."""
+"""Shared pytest fixtures for every service's tests (loaded with `-p creatormesh.common.testing`):
+the embedded broker, a real Redis (the machine's, or a private one), unique names, channel cleanup."""
 
 from __future__ import annotations
 
