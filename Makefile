@@ -83,6 +83,8 @@ docs: $(STAMP) ## regenerate the configuration table in README.md
 bench: $(STAMP) ## run the benchmarks (results go to docs/performance.md by hand)
 	$(PY) benchmarks/grpc_overhead.py
 	$(PY) benchmarks/bus_throughput.py
+	$(PY) benchmarks/allocation_pool.py
+	$(PY) benchmarks/allocation_rpc.py
 
 .PHONY: up
 up: $(STAMP) ## start the mesh and stream its logs (Ctrl-C stops)

@@ -21,16 +21,9 @@ from creatormesh.allocation.fairness import (
     Weights,
 )
 from creatormesh.allocation.population import simulate
-from creatormesh.allocation.signals import CreatorSignals, validate
+from creatormesh.allocation.signals import SEED_EXAMPLE, CreatorSignals, validate
 from creatormesh.common.errors import InvalidArgument
 
-SEED_EXAMPLE: dict[str, Any] = {
-    "creator_experience_months": 1, "follower_count": 50000, "historical_performance": 0.57,
-    "consistency_score": 0.37, "content_value": 0.83, "visual_quality": 0.59, "host_performance": 0.66,
-    "overall_rating": 0.69, "viewer_count": 14574, "engagement_rate": 0.12, "retention_rate": 0.58,
-    "chat_activity": 0.44, "live_duration_minutes": 120, "peak_viewers": 14574, "avg_viewers": 12515,
-    "comment_count": 23523, "like_count": 29275,
-}  # fmt: skip
 QUALITY = ("content_value", "visual_quality", "host_performance", "overall_rating")
 TRAFFIC = ("viewer_count", "engagement_rate", "retention_rate", "chat_activity", "comment_count", "like_count")
 CQ, TC, NS, NP, LR, GF, CD, PP = PRINCIPLES
@@ -161,7 +154,7 @@ def test_without_zeroes_one_principle_and_renormalises() -> None:
         ({"min_share": math.nan}, "min_share"),
     ],
 )
-def test_share_bounds_are_validated(kwargs: dict[str, float], field: str) -> None:
+def test_share_bounds_are_validated(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         FairnessEngine(**kwargs)
     assert info.value.field == field
@@ -239,7 +232,8 @@ def test_more_content_quality_never_lowers_the_share(s: CreatorSignals, name: st
 def test_more_traffic_never_lowers_traffic_contribution(s: CreatorSignals, name: str, data: st.DataObject) -> None:
     current = getattr(s, name)
     more = data.draw(st.integers(current, 10**12)) if isinstance(current, int) else data.draw(st.floats(current, 1))
-    higher = dataclasses.replace(s, **{name: more})
+    changes: dict[str, Any] = {name: more}
+    higher = dataclasses.replace(s, **changes)
     assert score(higher, TC) >= score(s, TC) - 1e-12
 
 

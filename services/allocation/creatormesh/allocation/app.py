@@ -59,7 +59,7 @@ class AllocationService(Service):
         engine = FairnessEngine(weights, s.min_share, s.max_share)
         ledger = Ledger(s.database_url)
         await asyncio.to_thread(ledger.create_schema)
-        self.allocator = Allocator(engine, ledger, s.max_pool_members)
+        self.allocator = Allocator(engine, ledger, s.max_pool_members, policy_version=engine.version)
         embedder = await asyncio.to_thread(evaluation.TextEmbedder, s.embedder_path or None, threads=s.torch_threads)
         await asyncio.to_thread(embedder.embed, ["warm-up"])  # SERVING means the model answers
         self.local_evaluator = evaluation.LocalEvaluator(embedder, self.limits)

@@ -66,6 +66,7 @@ import enum
 import hashlib
 import itertools
 import math
+import numbers
 import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -162,7 +163,7 @@ class Weights:
         clean: dict[Principle, float] = {}
         for p in PRINCIPLES:
             v = values[p]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
                 raise InvalidArgument("weights", f"{p.key} must be a finite number >= 0, got {v!r}")
             clean[p] = float(v)
         total = math.fsum(clean.values())
