@@ -199,31 +199,25 @@ class AllocationServicer(allocation_pb2_grpc.AllocationServiceServicer):
         stored = await asyncio.to_thread(self.service.allocator.get, request.allocation_id)
         return pb.GetAllocationResponse(allocation=allocation_pb(stored))
 
-    async def _evaluate(self, request: pb.EvaluateLiveStreamRequest, prefix: str) -> evaluation.Evaluation:
+    def _prepare(self, request: pb.EvaluateLiveStreamRequest, prefix: str) -> tuple[evaluation.StreamInput, str]:
+        """Validate one evaluation request: the stream and which evaluator to use."""
         which = _EVALUATORS.get(request.evaluator)
         if which is None:
             raise InvalidArgument(prefix + "evaluator", f"unknown evaluator {request.evaluator}")
         stream = stream_of(request)
         evaluation.validate_stream(stream, self.service.limits, prefix=prefix)
-        return await self.service.evaluate(stream, which)
+        return stream, which
 
     async def EvaluateLiveStream(
         self, request: pb.EvaluateLiveStreamRequest, context: Any
     ) -> pb.EvaluateLiveStreamResponse:
-        return evaluation_pb(await self._evaluate(request, ""))
+        return evaluation_pb(await self.service.evaluate(*self._prepare(request, "")))
 
     async def EvaluateLiveStreamBatch(
         self, request: pb.EvaluateLiveStreamBatchRequest, context: Any
     ) -> pb.EvaluateLiveStreamBatchResponse:
         n = len(request.requests)
         require(1 <= n <= MAX_EVALUATION_BATCH, "requests", f"must have 1..{MAX_EVALUATION_BATCH} items, got {n}")
-        streams = []
-        for i, r in enumerate(request.requests):
-            which = _EVALUATORS.get(r.evaluator)
-            if which is None:
-                raise InvalidArgument(f"requests[{i}].evaluator", f"unknown evaluator {r.evaluator}")
-            stream = stream_of(r)
-            evaluation.validate_stream(stream, self.service.limits, prefix=f"requests[{i}].")
-            streams.append((stream, which))
+        streams = [self._prepare(r, f"requests[{i}].") for i, r in enumerate(request.requests)]  # all, first
         results = [await self.service.evaluate(s, w) for s, w in streams]
         return pb.EvaluateLiveStreamBatchResponse(results=[evaluation_pb(e) for e in results])

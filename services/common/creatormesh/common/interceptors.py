@@ -127,11 +127,7 @@ def _wrap(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMeth
 
 def _unary(call: _Call, inner: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     async def behavior(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        trace = _trace_from(ctx)
-        token = context._current.set(trace)
-        call.started.inc()
-        call.in_flight.inc()
-        start = time.perf_counter()
+        token, start = _begin(call, ctx)
         code = grpc.StatusCode.OK
         try:
             response = await inner(request, ctx)
@@ -154,11 +150,7 @@ def _unary(call: _Call, inner: Callable[..., Any]) -> Callable[..., Awaitable[An
 
 def _streaming(call: _Call, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
     async def behavior(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        trace = _trace_from(ctx)
-        token = context._current.set(trace)
-        call.started.inc()
-        call.in_flight.inc()
-        start = time.perf_counter()
+        token, start = _begin(call, ctx)
         code = grpc.StatusCode.OK
         try:
             result = inner(request, ctx)
@@ -180,6 +172,14 @@ def _streaming(call: _Call, inner: Callable[..., Any]) -> Callable[..., AsyncIte
             _finish(call, code, start, token)
 
     return behavior
+
+
+def _begin(call: _Call, ctx: grpc.aio.ServicerContext[Any, Any]) -> tuple[Any, float]:
+    """Enter the caller's trace context and count the call as started and in flight."""
+    token = context._current.set(_trace_from(ctx))
+    call.started.inc()
+    call.in_flight.inc()
+    return token, time.perf_counter()
 
 
 def _finish(call: _Call, code: grpc.StatusCode, start: float, token: Any) -> None:
