@@ -48,3 +48,15 @@ async def test_dpo_recommendation_is_repaired_by_the_engine(stub: Any) -> None:
     if reply.policy_fallback:  # an untrained tiny model writes no usable answer: the engine's share stands
         assert reply.recommended_share == pytest.approx(engine.recommended_share)
     assert len(reply.contributions) == 8 and reply.rationale
+
+
+async def test_dpo_pool_conserves_the_budget(stub: Any) -> None:
+    from creatormesh.allocation.population import simulate
+
+    members = [pb.PoolMember(creator_id=c, signals=pb.CreatorSignals(**s.as_dict())) for c, s in simulate(5, seed=9)]
+    request = pb.AllocatePoolRequest(request_id="dpo-pool", budget_cents=99_999, members=members, policy=pb.POLICY_DPO)
+    reply = await stub.AllocatePool(request)
+    assert reply.allocation.policy == pb.POLICY_DPO and reply.allocation.policy_version == "base"
+    assert sum(p.amount_cents for p in reply.allocation.parts) == 99_999
+    assert all(0.40 <= p.score <= 0.80 for p in reply.allocation.parts)  # repaired shares are the split weights
+    assert (await stub.AllocatePool(request)).replayed

@@ -8,7 +8,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,10 @@ class PoolRequest:
     period: tuple[float, float] | None = None
 
 
+#: (members, population context) -> one non-negative split weight per member
+Scorer = Callable[[list[tuple[str, CreatorSignals]], Context], Sequence[float]]
+
+
 @dataclass
 class Allocator:
     engine: FairnessEngine
@@ -95,14 +99,19 @@ class Allocator:
             out.append((m.creator_id, validate(raw, prefix=f"members[{i}].signals.")))
         return out
 
-    def allocate(self, request: PoolRequest) -> tuple[StoredAllocation, bool]:
-        """Split the pool, store it under its request id; returns (allocation, replayed)."""
+    def allocate(
+        self, request: PoolRequest, scorer: Scorer | None = None, policy_version: str = ""
+    ) -> tuple[StoredAllocation, bool]:
+        """Split the pool, store it under its request id; returns (allocation, replayed).
+
+        ``scorer`` replaces the engine's scores as split weights (the DPO policy's
+        repaired shares); the split itself always conserves the budget exactly."""
         require(bool(request.request_id.strip()), "request_id", "is required (the idempotency key)")
         require(len(request.request_id) <= 128, "request_id", "must be at most 128 characters")
         require(request.budget_cents >= 0, "budget_cents", "must be >= 0")
         require(len(request.currency) == 3 and request.currency.isalpha(), "currency", "must be an ISO 4217 code")
         require(0 < len(request.members) <= self.max_pool_members, "members", f"must have 1..{self.max_pool_members}")
-        if request.policy == DPO:
+        if request.policy == DPO and scorer is None:
             raise FailedPrecondition("the DPO policy is not configured for pools on this server")
         digest = request_hash(request)
         existing = self.ledger.find_by_request(request.request_id)
@@ -111,7 +120,7 @@ class Allocator:
         resolved = self.resolve_members(request.members)
         signals = [s for _, s in resolved]
         context = Context.from_population(signals)
-        scores = self.engine.scores(signals, context)
+        scores = scorer(resolved, context) if scorer is not None else self.engine.scores(signals, context)
         members = [
             Member(cid, float(score), m.floor_cents, m.cap_cents)
             for (cid, _), score, m in zip(resolved, scores, request.members, strict=True)
@@ -124,8 +133,8 @@ class Allocator:
             pool_id=request.pool_id,
             budget_cents=request.budget_cents,
             currency=request.currency.upper(),
-            policy=ENGINE,
-            policy_version=self.policy_version,
+            policy=DPO if scorer is not None else ENGINE,
+            policy_version=policy_version or self.policy_version,
             period_start=request.period[0] if request.period else None,
             period_end=request.period[1] if request.period else None,
             created_at=time.time(),

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 
 from creatormesh.allocation import evaluation
-from creatormesh.allocation.allocator import DPO, Allocator, PoolRequest, Recommendation
-from creatormesh.allocation.fairness import FairnessEngine, Weights
+from creatormesh.allocation.allocator import DPO, Allocator, PoolRequest, Recommendation, Scorer
+from creatormesh.allocation.fairness import Context, FairnessEngine, Weights
 from creatormesh.allocation.ledger import Ledger, StoredAllocation
 from creatormesh.allocation.policy.serve import EndpointPolicy, LocalPolicy, Policy, repair
 from creatormesh.allocation.policy.train import policy_version
@@ -31,6 +31,8 @@ from creatormesh.events.v1 import allocations_pb2
 log = logging.getLogger("creatormesh.allocation")
 FULL_NAME = allocation_pb2.DESCRIPTOR.services_by_name["AllocationService"].full_name
 OUTBOX_INTERVAL_SECONDS = 5.0
+#: the policy is asked once per member: keep DPO pools small
+DPO_MAX_POOL_MEMBERS = 256
 
 
 class AllocationService(Service):
@@ -107,6 +109,29 @@ class AllocationService(Service):
             rationale=decision.rationale,
         )
 
+    def _policy_scorer(self, size: int) -> Scorer:
+        """Split weights from the DPO policy's shares, each repaired by the engine. Runs in the
+        ledger's worker thread and waits there for the proposals made on the event loop."""
+        policy = self.policy
+        if policy is None:
+            raise FailedPrecondition("the DPO policy is not configured on this server")
+        if size > DPO_MAX_POOL_MEMBERS:
+            raise InvalidArgument("members", f"pools with the DPO policy take at most {DPO_MAX_POOL_MEMBERS} members")
+        loop = asyncio.get_running_loop()
+        engine, tolerance = self.allocator.engine, self.settings.policy_tolerance
+
+        async def shares(members: list[tuple[str, CreatorSignals]], context: Context) -> list[float]:
+            out = []
+            for creator_id, signals in members:
+                proposal = await policy.propose(creator_id, signals)
+                out.append(repair(proposal, engine, creator_id, signals, context, tolerance).share)
+            return out
+
+        def scorer(members: list[tuple[str, CreatorSignals]], context: Context) -> list[float]:
+            return asyncio.run_coroutine_threadsafe(shares(members, context), loop).result()
+
+        return scorer
+
     async def _load_policy(self, weights: Weights) -> None:
         s = self.settings
         if s.policy_endpoint_url:
@@ -132,7 +157,12 @@ class AllocationService(Service):
             self.policy_version = policy_version(s.policy_adapter_path) if s.policy_adapter_path else "base"
 
     async def allocate(self, request: PoolRequest) -> tuple[StoredAllocation, bool]:
-        stored, replayed = await asyncio.to_thread(self.allocator.allocate, request)
+        scorer = None
+        if request.policy == DPO:
+            scorer = self._policy_scorer(len(request.members))
+        stored, replayed = await asyncio.to_thread(
+            self.allocator.allocate, request, scorer, self.policy_version if scorer else ""
+        )
         if not stored.published:
             await self._publish(stored)
         return stored, replayed

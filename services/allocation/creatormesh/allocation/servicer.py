@@ -14,7 +14,7 @@ from creatormesh.allocation.ledger import StoredAllocation
 from creatormesh.allocation.signals import validate
 from creatormesh.allocation.v1 import allocation_pb2 as pb
 from creatormesh.allocation.v1 import allocation_pb2_grpc
-from creatormesh.common.errors import FailedPrecondition, InvalidArgument, require
+from creatormesh.common.errors import InvalidArgument, require
 
 if TYPE_CHECKING:
     from creatormesh.allocation.app import AllocationService
@@ -167,8 +167,6 @@ class AllocationServicer(allocation_pb2_grpc.AllocationServiceServicer):
 
     async def AllocatePool(self, request: pb.AllocatePoolRequest, context: Any) -> pb.AllocatePoolResponse:
         policy = self._policy(request.policy, "policy")
-        if policy == DPO:
-            raise FailedPrecondition("AllocatePool with the DPO policy is not available yet; use POLICY_ENGINE")
         members = [
             PoolMemberInput(
                 m.creator_id,
