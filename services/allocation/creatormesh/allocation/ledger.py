@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     create_engine,
+    insert,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -192,19 +193,24 @@ class Ledger:
                     created_at=allocation.created_at,
                     published=False,
                 )
-                row.parts = [
-                    PartRow(
-                        position=i,
-                        creator_id=p.creator_id,
-                        amount_cents=p.amount_cents,
-                        share=p.share,
-                        score=p.score,
-                        floor_applied=p.floor_applied,
-                        cap_applied=p.cap_applied,
-                    )
-                    for i, p in enumerate(allocation.parts)
-                ]
                 s.add(row)
+                s.flush()  # the allocation row first: the parts reference it
+                s.execute(  # one executemany for the parts, not one ORM object each
+                    insert(PartRow),
+                    [
+                        {
+                            "allocation_id": allocation.allocation_id,
+                            "position": i,
+                            "creator_id": p.creator_id,
+                            "amount_cents": p.amount_cents,
+                            "share": p.share,
+                            "score": p.score,
+                            "floor_applied": p.floor_applied,
+                            "cap_applied": p.cap_applied,
+                        }
+                        for i, p in enumerate(allocation.parts)
+                    ],
+                )
             return allocation, True
         except IntegrityError:
             existing = self.find_by_request(allocation.request_id)
