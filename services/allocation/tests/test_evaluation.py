@@ -9,7 +9,7 @@ import itertools
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,6 +30,8 @@ from creatormesh.allocation.evaluation.engagement import EngagementFeatures
 from creatormesh.allocation.evaluation.images import measure_frame, motion_difference, open_image
 from creatormesh.allocation.evaluation.text import mattr, repeated_trigram_fraction
 from creatormesh.common.errors import InvalidArgument
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SEED_METRICS = BasicMetrics(
     duration_minutes=90, peak_viewers=1500, average_viewers=1200, total_comments=3200, total_likes=8500
@@ -102,17 +104,6 @@ def stream(
     keyframes: tuple[Keyframe, ...] = (), transcript: str = "", metrics: BasicMetrics = SEED_METRICS, sid: str = "s1"
 ) -> StreamInput:
     return StreamInput(stream_id=sid, keyframes=keyframes, transcript=transcript, metrics=metrics)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """MiniLM on one intra-op thread (much faster on a busy 2-core machine); restored afterwards."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from creatormesh.allocation.evaluation.embedder import default_embedder
 from creatormesh.allocation.evaluation.vision import extract_json, image_data_url, parse_reply, truncate_transcript
 from creatormesh.common.errors import InvalidArgument
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MODEL = "qwen2.5-vl-test"
 GOOD = {
     "content_value": 0.8,
@@ -118,17 +120,6 @@ def endpoint() -> Iterator[Endpoint]:
 def behaviour(endpoint: Endpoint) -> Behaviour:
     endpoint.behaviour = Behaviour()
     return endpoint.behaviour
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """MiniLM on one intra-op thread (much faster on a busy 2-core machine); restored afterwards."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
