@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,24 +29,17 @@ from creatormesh.allocation.v1 import allocation_pb2_grpc
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
 from creatormesh.common.health import check
-from creatormesh.common.runtime.processes import free_port
+from creatormesh.common.runtime.processes import free_port, serve_command, service_env
 from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
 
 ALLOCATION = pb.DESCRIPTOR.services_by_name["AllocationService"]
 
 
-def start(name: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start(name: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {
-        **os.environ,
-        **env_extra,
-        "CREATORMESH_GRPC_HOST": "127.0.0.1",
-        "CREATORMESH_GRPC_PORT": str(port),
-        "CREATORMESH_METRICS_PORT": "0",
-        "CREATORMESH_LOG_LEVEL": "WARNING",
-    }
-    cmd = [sys.executable, "-m", "creatormesh.common", "serve", name]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), f"127.0.0.1:{port}"
+    env = service_env(port, 0, extra, log_level="WARNING")
+    proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"127.0.0.1:{port}"
 
 
 async def ready(target: str) -> None:
@@ -79,7 +70,7 @@ async def drive(call: Callable[[], Awaitable[Any]], duration: float, concurrency
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        echo_proc, echo_target = start("echo", {})
+        echo_proc, echo_target = start("echo")
         alloc_proc, alloc_target = start("allocation", {"CREATORMESH_ALLOCATION_DATABASE_URL": f"sqlite:///{tmp}/b.db"})
         try:
             await ready(echo_target)

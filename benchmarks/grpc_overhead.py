@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import grpc
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE, EchoServicer
 from creatormesh.common.health import check
-from creatormesh.common.runtime.processes import free_port
+from creatormesh.common.runtime.processes import free_port, serve_command, service_env
 from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
 
 
@@ -49,17 +48,8 @@ async def serve_raw(port: int) -> None:
 
 def start(kind: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    if kind == "raw":
-        cmd = [sys.executable, __file__, "--serve-raw", str(port)]
-    else:
-        cmd = [sys.executable, "-m", "creatormesh.common", "serve", "echo"]
-    env = {
-        **os.environ,
-        "CREATORMESH_GRPC_HOST": "127.0.0.1",
-        "CREATORMESH_GRPC_PORT": str(port),
-        "CREATORMESH_METRICS_PORT": str(free_port()),
-        "CREATORMESH_LOG_LEVEL": "WARNING",
-    }
+    cmd = [sys.executable, __file__, "--serve-raw", str(port)] if kind == "raw" else serve_command("echo")
+    env = service_env(port, free_port(), log_level="WARNING")
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), f"127.0.0.1:{port}"
 
 

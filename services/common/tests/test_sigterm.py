@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import grpc
@@ -15,25 +13,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
 from creatormesh.common.health import check
-from creatormesh.common.runtime.processes import free_port
+from creatormesh.common.runtime.processes import free_port, serve_command, service_env
 from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
 
 
 async def test_sigterm_drains_in_flight_calls(close_channels: None) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "CREATORMESH_GRPC_HOST": "127.0.0.1",
-        "CREATORMESH_GRPC_PORT": str(port),
-        "CREATORMESH_METRICS_PORT": "0",
-        "CREATORMESH_DRAIN_DELAY_SECONDS": "1",
-        "CREATORMESH_GRACE_SECONDS": "10",
-        "CREATORMESH_LOG_FORMAT": "text",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "creatormesh.common", "serve", "echo"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    env = service_env(port, drain_delay_seconds="1", grace_seconds="10", log_format="text")
+    proc = subprocess.Popen(serve_command("echo"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -25,7 +25,7 @@ from creatormesh.common import redis_pool
 from creatormesh.common.health import check
 from creatormesh.common.plugins import ServicePlugin
 from creatormesh.common.runtime.broker import EmbeddedBroker
-from creatormesh.common.runtime.processes import free_port
+from creatormesh.common.runtime.processes import free_port, serve_command, service_env
 from creatormesh.common.runtime.redis_server import EmbeddedRedis
 
 log = logging.getLogger("creatormesh.mesh")
@@ -136,25 +136,25 @@ class Mesh:
         return self.state
 
     def env_for(self, service: ServiceState) -> dict[str, str]:
-        return {
-            **os.environ,
-            **self.extra_env,
-            "CREATORMESH_GRPC_HOST": "127.0.0.1",
-            "CREATORMESH_GRPC_PORT": str(service.grpc_port),
-            "CREATORMESH_METRICS_PORT": str(service.metrics_port),
-            "CREATORMESH_KAFKA_BOOTSTRAP": self.state.kafka_bootstrap,
-            "CREATORMESH_REDIS_URL": self.state.redis_url,
-            "CREATORMESH_LOG_FORMAT": self.log_format,
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = service_env(
+            service.grpc_port,
+            service.metrics_port,
+            self.extra_env,
+            kafka_bootstrap=self.state.kafka_bootstrap,
+            redis_url=self.state.redis_url,
+            log_format=self.log_format,
+        )
+        return {**env, "PYTHONUNBUFFERED": "1"}
 
     async def _spawn(self, plugin: ServicePlugin) -> None:
         service = ServiceState(plugin.name, free_port(), free_port())
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "creatormesh.common", "serve", plugin.name,
-            env=self.env_for(service), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *serve_command(plugin.name),
+            env=self.env_for(service),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         service.pid = proc.pid
         self.procs[plugin.name] = proc
         self.state.services[plugin.name] = service

@@ -6,7 +6,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -48,3 +50,23 @@ def executable(path: Path) -> Path:
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
+
+
+def serve_command(name: str) -> list[str]:
+    """What runs one service process: ``creatormesh serve NAME`` with this interpreter."""
+    return [sys.executable, "-m", "creatormesh.common", "serve", name]
+
+
+def service_env(
+    grpc_port: int, metrics_port: int = 0, extra: Mapping[str, str] | None = None, **settings: str
+) -> dict[str, str]:
+    """The environment of a local service process: this one's, then ``extra``, then each
+    keyword as ``CREATORMESH_<KEY>``, and the service's ports on 127.0.0.1 last."""
+    return {
+        **os.environ,
+        **(extra or {}),
+        **{f"CREATORMESH_{key.upper()}": value for key, value in settings.items()},
+        "CREATORMESH_GRPC_HOST": "127.0.0.1",
+        "CREATORMESH_GRPC_PORT": str(grpc_port),
+        "CREATORMESH_METRICS_PORT": str(metrics_port),
+    }
