@@ -166,3 +166,24 @@ async def test_metrics_events_feed_pools_and_allocations_are_published_once(
     assert env.event_id == stored.allocation_id == decided.allocation_id
     assert sum(p.amount_cents for p in decided.parts) == 10_000
     assert (await asyncio.to_thread(ledger.unpublished)) == []
+
+
+def test_reference_context_follows_metrics_without_reloading_per_event(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from creatormesh.allocation import allocator as module
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ref.db")
+    ledger.create_schema()
+    allocator = Allocator(FairnessEngine(), ledger)
+    creators = simulate(30, seed=6)
+    for creator_id, s in creators[:25]:
+        allocator.record_metrics(f"e-{creator_id}", creator_id, s.as_dict())
+    first = allocator.reference_context()
+    assert sum(first.region_shares.values()) == pytest.approx(1.0)
+    for creator_id, s in creators[25:]:
+        allocator.record_metrics(f"e-{creator_id}", creator_id, s.as_dict())
+    assert allocator.reference_context() is first  # not rebuilt within the refresh interval
+    monkeypatch.setattr(module, "REFERENCE_REFRESH_SECONDS", 0.0)
+    assert allocator.reference_context() is not first  # rebuilt once the interval passed
+    ledger.close()

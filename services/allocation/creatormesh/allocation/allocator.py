@@ -20,6 +20,7 @@ from creatormesh.common.errors import AlreadyExists, FailedPrecondition, Invalid
 
 ENGINE = "engine"
 DPO = "dpo"
+REFERENCE_REFRESH_SECONDS = 30.0
 ALLOCATION_NAMESPACE = uuid.UUID("5d0c5f0e-2f7a-4bb8-9d0b-6f1c3c8e7a11")
 
 
@@ -66,13 +67,21 @@ class Allocator:
     max_pool_members: int = 100_000
     policy_version: str = "engine-1"
     _reference: Context | None = field(default=None, repr=False)
+    _reference_built: float = field(default=0.0, repr=False)
+    _reference_stale: bool = field(default=False, repr=False)
 
     # --- recommendations ----------------------------------------------------
     def reference_context(self) -> Context:
-        """Population context for single recommendations: every creator the ledger knows, else neutral."""
-        if self._reference is None:
+        """Population context for single recommendations: every creator the ledger knows, else neutral.
+
+        Rebuilt from the ledger after new creator metrics, at most once every
+        REFERENCE_REFRESH_SECONDS, so a stream of events does not reload it per call."""
+        now = time.monotonic()
+        due = self._reference_stale and now - self._reference_built >= REFERENCE_REFRESH_SECONDS
+        if self._reference is None or due:
             known = [validate(s) for s in self.ledger.all_signals()]
             self._reference = Context.from_population(known) if len(known) >= 20 else Context.neutral()
+            self._reference_built, self._reference_stale = now, False
         return self._reference
 
     def recommend(self, creator_id: str, signals: CreatorSignals) -> Recommendation:
@@ -165,7 +174,7 @@ class Allocator:
         require(bool(creator_id.strip()), "creator_id", "is required")
         applied = self.ledger.record_signals(event_id, creator_id, validate(raw, prefix="signals."))
         if applied:
-            self._reference = None
+            self._reference_stale = True
         return applied
 
     def record_content(self, event_id: str, creator_id: str, viral_score: float, quality: float) -> bool:
