@@ -25,7 +25,7 @@ from creatormesh.allocation.evaluation import (
     TextEmbedder,
     validate_stream,
 )
-from creatormesh.allocation.evaluation.embedder import default_embedder
+from creatormesh.common.embeddings import default_embedder
 from creatormesh.allocation.evaluation.engagement import EngagementFeatures
 from creatormesh.allocation.evaluation.images import measure_frame, motion_difference, open_image
 from creatormesh.allocation.evaluation.text import mattr, repeated_trigram_fraction

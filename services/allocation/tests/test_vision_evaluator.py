@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from creatormesh.allocation.evaluation import BasicMetrics, Keyframe, LocalEvaluator, StreamInput, VisionLLMEvaluator
-from creatormesh.allocation.evaluation.embedder import default_embedder
+from creatormesh.common.embeddings import default_embedder
 from creatormesh.allocation.evaluation.vision import extract_json, image_data_url, parse_reply, truncate_transcript
 from creatormesh.common.errors import InvalidArgument
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,10 +24,19 @@ def test_echo_is_a_diagnostic_plugin_not_started_by_up() -> None:
     assert "echo" not in [p.name for p in mesh_services()]
 
 
+PREPARED: list[str] = []
+
+
+def mark_prepared() -> None:
+    PREPARED.append("echo")
+
+
 async def test_mesh_starts_everything_and_status_reports_it(tmp_path: Path) -> None:
     state_dir = tmp_path / ".creatormesh"
-    mesh = Mesh([discover()["echo"]], state_dir=state_dir, redis_url="redis://127.0.0.1:1/0", echo_logs=False)
+    echo = dataclasses.replace(discover()["echo"], prepare=f"{__name__}:mark_prepared")
+    mesh = Mesh([echo], state_dir=state_dir, redis_url="redis://127.0.0.1:1/0", echo_logs=False)
     async with mesh:
+        assert PREPARED == ["echo"]  # the plugin's prepare hook ran before its process started
         assert mesh.state.redis_embedded and await redis_pool.ping(mesh.state.redis_url)
         assert await check(mesh.state.services["echo"].target) == "SERVING"
         out = await asyncio.to_thread(

@@ -28,6 +28,9 @@ class ServicePlugin:
     cli: str | None = None
     #: "module:function" of its part of ``creatormesh demo``
     demo: str | None = None
+    #: "module:function" run before ``up``/``demo`` starts the service (e.g. train a missing model);
+    #: it reads the service's settings from the environment like the service does
+    prepare: str | None = None
     #: diagnostic services are not started by ``creatormesh up``
     diagnostic: bool = False
     #: start order in ``up``/``demo`` (lower first); consumers of others' events go later

@@ -1,7 +1,7 @@
 """Live-stream evaluation (domain code, no transport): validation, the local evaluator (image
 measurements, MiniLM transcript features, engagement) and the vision-LLM evaluator with fallback."""
 
-from creatormesh.allocation.evaluation.embedder import TextEmbedder
+from creatormesh.common.embeddings import TextEmbedder
 from creatormesh.allocation.evaluation.local import LocalEvaluator
 from creatormesh.allocation.evaluation.model import (
     DIMENSIONS,

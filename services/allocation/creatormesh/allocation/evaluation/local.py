@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from creatormesh.allocation.evaluation.embedder import TextEmbedder, default_embedder
+from creatormesh.common.embeddings import TextEmbedder, default_embedder
 from creatormesh.allocation.evaluation.engagement import EngagementFeatures
 from creatormesh.allocation.evaluation.images import FrameMeasurements, measure_frame, motion_difference, motion_score
 from creatormesh.allocation.evaluation.model import (

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from creatormesh.allocation.evaluation.embedder import TextEmbedder
+from creatormesh.common.embeddings import TextEmbedder
 from creatormesh.allocation.evaluation.scoring import blend, piecewise, ramp
 
 VALUE_ANCHORS: Mapping[str, tuple[str, ...]] = {

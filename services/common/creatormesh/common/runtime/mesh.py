@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from creatormesh.common import redis_pool
 from creatormesh.common.health import check
-from creatormesh.common.plugins import ServicePlugin
+from creatormesh.common.plugins import ServicePlugin, resolve
 from creatormesh.common.runtime.broker import EmbeddedBroker
 from creatormesh.common.runtime.processes import free_port, serve_command, service_env
 from creatormesh.common.runtime.redis_server import EmbeddedRedis
@@ -125,6 +125,10 @@ class Mesh:
             self.state.redis_url = await asyncio.to_thread(self.redis.start)
             self.state.redis_embedded = True
             say(f"redis     none answered at {self.redis_url}: started a private one at {self.state.redis_url}")
+        for plugin in self.plugins:
+            if plugin.prepare:
+                say(f"prepare   {plugin.name}")
+                await asyncio.to_thread(resolve(plugin.prepare))
         self.broker = EmbeddedBroker(self._logfile("broker"))
         self.state.kafka_bootstrap = await asyncio.to_thread(self.broker.start)
         say(f"kafka     embedded broker at {self.state.kafka_bootstrap}, topics created")

@@ -1,4 +1,5 @@
-"""Sentence embeddings with MiniLM (sentence-transformers on CPU, strictly offline)."""
+"""Sentence embeddings with MiniLM (sentence-transformers on CPU, strictly offline), shared by the
+services that embed text (allocation, ranking, viral_scoring). Needs the `embeddings` extra."""
 
 from __future__ import annotations
 
