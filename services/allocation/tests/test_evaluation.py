@@ -25,10 +25,10 @@ from creatormesh.allocation.evaluation import (
     TextEmbedder,
     validate_stream,
 )
-from creatormesh.common.embeddings import default_embedder
 from creatormesh.allocation.evaluation.engagement import EngagementFeatures
 from creatormesh.allocation.evaluation.images import measure_frame, motion_difference, open_image
 from creatormesh.allocation.evaluation.text import mattr, repeated_trigram_fraction
+from creatormesh.common.embeddings import default_embedder
 from creatormesh.common.errors import InvalidArgument
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

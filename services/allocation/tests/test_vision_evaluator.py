@@ -18,8 +18,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from creatormesh.allocation.evaluation import BasicMetrics, Keyframe, LocalEvaluator, StreamInput, VisionLLMEvaluator
-from creatormesh.common.embeddings import default_embedder
 from creatormesh.allocation.evaluation.vision import extract_json, image_data_url, parse_reply, truncate_transcript
+from creatormesh.common.embeddings import default_embedder
 from creatormesh.common.errors import InvalidArgument
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,7 +1,6 @@
 """Live-stream evaluation (domain code, no transport): validation, the local evaluator (image
 measurements, MiniLM transcript features, engagement) and the vision-LLM evaluator with fallback."""
 
-from creatormesh.common.embeddings import TextEmbedder
 from creatormesh.allocation.evaluation.local import LocalEvaluator
 from creatormesh.allocation.evaluation.model import (
     DIMENSIONS,
@@ -16,6 +15,7 @@ from creatormesh.allocation.evaluation.model import (
     validate_stream,
 )
 from creatormesh.allocation.evaluation.vision import VisionLLMEvaluator
+from creatormesh.common.embeddings import TextEmbedder
 
 __all__ = [
     "DIMENSIONS",

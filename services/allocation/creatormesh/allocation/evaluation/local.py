@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from creatormesh.common.embeddings import TextEmbedder, default_embedder
 from creatormesh.allocation.evaluation.engagement import EngagementFeatures
 from creatormesh.allocation.evaluation.images import FrameMeasurements, measure_frame, motion_difference, motion_score
 from creatormesh.allocation.evaluation.model import (
@@ -42,6 +41,7 @@ from creatormesh.allocation.evaluation.model import (
 )
 from creatormesh.allocation.evaluation.scoring import NEUTRAL, blend
 from creatormesh.allocation.evaluation.text import TranscriptAnalyzer, TranscriptFeatures
+from creatormesh.common.embeddings import TextEmbedder, default_embedder
 
 VERSION = "local-1"
 """Version of the local feature set and weights (bump when either changes)."""

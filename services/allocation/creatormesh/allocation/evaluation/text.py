@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from creatormesh.common.embeddings import TextEmbedder
 from creatormesh.allocation.evaluation.scoring import blend, piecewise, ramp
+from creatormesh.common.embeddings import TextEmbedder
 
 VALUE_ANCHORS: Mapping[str, tuple[str, ...]] = {
     "educational": (

@@ -1,0 +1,186 @@
+"""RankForYou latency and throughput with >= 100k items in the index, against the foundation's
+echo baseline measured in the same run.
+
+Stores ITEMS synthetic live items (clustered unit vectors of the trained model's dimension, random
+genres and quality) in Redis the way the `content.scored` consumer does, starts `creatormesh serve
+echo` and `creatormesh serve ranking` (each its own process; ranking loads the items into its
+HNSW index at start), records a warm viewer's history in the feature store, then measures:
+
+- one caller: p50/p99 of RankForYou (top-50, retrieval from the index), warm and cold viewers;
+- CONCURRENCY callers: calls/s of RankForYou against calls/s of echo (median of rounds).
+
+    .venv/bin/python benchmarks/ranking_rpc.py [--items 100000] [--calls 300] [--duration 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from redis.asyncio import Redis
+
+from creatormesh.common import client
+from creatormesh.common.echo import ECHO_SERVICE
+from creatormesh.common.health import check
+from creatormesh.common.runtime.processes import free_port, serve_command, service_env
+from creatormesh.ranking.catalog import ItemMeta
+from creatormesh.ranking.features import FeatureStore, InteractionRecord
+from creatormesh.ranking.live_items import LiveItems
+from creatormesh.ranking.prepare import ensure_model
+from creatormesh.ranking.recommender import ItemContent, Recommender
+from creatormesh.ranking.v1 import ranking_pb2 as pb
+from creatormesh.ranking.v1 import ranking_pb2_grpc
+from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
+
+RANKING = pb.DESCRIPTOR.services_by_name["RankingService"]
+GENRES = ["comedy", "drama", "action", "sci-fi", "horror", "romance", "gaming", "music", "sports", "food"]
+
+
+def start(name: str, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = service_env(port, 0, extra, log_level="WARNING")
+    proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"127.0.0.1:{port}"
+
+
+async def ready(target: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 600
+    while await check(target) != "SERVING":
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{target} did not start (exit code {proc.poll()})")
+        await asyncio.sleep(0.5)
+
+
+async def store_items(redis: Any, prefix: str, rec: Recommender, n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(1000, rec.dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 1000, n)] + 0.35 * rng.normal(size=(n, rec.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    live = LiveItems(redis, prefix=prefix)
+    ids = [f"bench-{i}" for i in range(n)]
+    now = time.time()
+    for start_at in range(0, n, 2000):
+        await asyncio.gather(*(
+            live.put(
+                ItemMeta(
+                    ItemContent(ids[i], genres=(GENRES[i % len(GENRES)],), quality=float(rng.uniform(0.2, 1.0))),
+                    creator_id=f"creator-{i % 5000}", published_at=now - float(rng.uniform(0, 7 * 86400)),
+                ),
+                vectors[i], rec.version,
+            )
+            for i in range(start_at, min(n, start_at + 2000))
+        ))  # fmt: skip
+    return ids
+
+
+async def one_caller(call: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
+    await call()
+    latencies = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    return latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
+
+
+async def drive(call: Callable[[], Awaitable[Any]], duration: float, concurrency: int) -> float:
+    done = 0
+    end = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < end:
+            await call()
+            done += 1
+
+    await call()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+async def main(args: argparse.Namespace) -> None:
+    model_dir: Path = args.model_dir
+    await asyncio.to_thread(ensure_model, model_dir)
+    rec = await asyncio.to_thread(Recommender.load, model_dir)
+    prefix = f"bench-ranking-{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(args.redis_url)
+    t0 = time.perf_counter()
+    ids = await store_items(redis, prefix, rec, args.items)
+    print(f"stored {len(ids)} synthetic items in Redis in {time.perf_counter() - t0:.1f} s")
+    viewer, cold_viewer = f"bench-viewer-{uuid.uuid4().hex[:6]}", f"bench-cold-{uuid.uuid4().hex[:6]}"
+    features = FeatureStore(redis, prefix=prefix)
+    history = [c.item_id for c in rec.catalog()[:30]]
+    for i, item_id in enumerate(history):
+        record = InteractionRecord(user_id=viewer, item_id=item_id, type="complete", occurred_at=time.time() + i)
+        await features.record(f"{prefix}-{i}", record)
+    await features.set_interests(cold_viewer, ["comedy", "sci-fi"])
+    env = {
+        "CREATORMESH_REDIS_URL": args.redis_url, "CREATORMESH_RANKING_MODEL_PATH": str(model_dir),
+        "CREATORMESH_RANKING_REDIS_PREFIX": prefix,
+    }  # fmt: skip
+    echo_proc, echo_target = start("echo", env)
+    rank_proc, rank_target = start("ranking", env)
+    try:
+        t0 = time.perf_counter()
+        await ready(echo_target, echo_proc)
+        await ready(rank_target, rank_proc)
+        print(f"ranking SERVING after {time.perf_counter() - t0:.1f} s (loads and indexes {args.items} items)")
+        echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
+        stub = ranking_pb2_grpc.RankingServiceStub(client.channel(rank_target, RANKING, deadline=30))
+        overdrive = (("x-use-overdrive", "1"),)
+        warm_req = pb.RankForYouRequest(user_id=viewer, limit=50)
+        cold_req = pb.RankForYouRequest(user_id=cold_viewer, limit=50)
+        page = await stub.RankForYou(warm_req, metadata=overdrive)
+        assert page.candidates_considered > 0 and len(page.items) == 50, page
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "echo (baseline)": lambda: echo.Echo(echo_pb2.EchoRequest(message="ping")),
+            "RankForYou warm": lambda: stub.RankForYou(warm_req, metadata=overdrive),
+            "RankForYou cold": lambda: stub.RankForYou(cold_req, metadata=overdrive),
+        }
+        print(f"\none caller, {args.calls} calls, top-50 of {args.items + len(rec.catalog())} items")
+        print(f"{'call':<18} {'p50 ms':>8} {'p99 ms':>8}")
+        for name, call in calls.items():
+            p50, p99 = await one_caller(call, args.calls)
+            print(f"{name:<18} {p50:8.2f} {p99:8.2f}")
+        results: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(args.rounds):
+            for name, call in calls.items():
+                results[name].append(await drive(call, args.duration, args.concurrency))
+        base = statistics.median(results["echo (baseline)"])
+        print(f"\n{args.concurrency} callers, median of {args.rounds} rounds of {args.duration:.0f} s")
+        print(f"{'call':<18} {'calls/s':>8} {'vs echo':>8}")
+        for name, qps in results.items():
+            print(f"{name:<18} {statistics.median(qps):8.0f} {statistics.median(qps) / base:7.2f}x")
+        await client.close_all()
+    finally:
+        for proc in (echo_proc, rank_proc):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
+        for i in range(0, len(keys), 1000):
+            await redis.delete(*keys[i : i + 1000])
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--model-dir", type=lambda p: Path(p).absolute(), default=".creatormesh/ranking/model")
+    parser.add_argument("--redis-url", default=os.environ.get("CREATORMESH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,302 @@
+"""Inference over a trained checkpoint: item and user vectors, calibrated two-tower and sequence scores and
+their validated blend. Read-only after loading, so concurrent readers are safe."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from safetensors.numpy import load_file as load_numpy
+from safetensors.torch import load_file
+
+from creatormesh.common.embeddings import TextEmbedder, default_embedder
+from creatormesh.ranking.models import (
+    FeatureSpace,
+    SASRec,
+    SequenceConfig,
+    TwoTower,
+    TwoTowerConfig,
+    left_pad,
+)
+from creatormesh.ranking.train import ITEMS_FILE, METADATA_FILE, SEQUENCE_FILE, TWO_TOWER_FILE
+
+NEUTRAL = 0.5
+_LOGIT_CLIP = 1e-12
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    item_id: str
+    genres: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    text: str = ""
+    engagement_rate: float | None = None  # in [0, 1]
+    quality: float | None = None  # in [0, 1]
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class UserContext:
+    user_id: str
+    interests: tuple[str, ...] = ()  # declared/learned interests (genres/hashtags, lower-case)
+    history: tuple[str, ...] = ()  # item ids, OLDEST first (may contain ids the models never saw)
+
+
+def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float64)
+
+
+def _logit(p: NDArray[np.floating]) -> NDArray[np.float64]:
+    q = np.clip(np.asarray(p, dtype=np.float64), _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
+    return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float64)
+
+
+class Recommender:
+    """A loaded checkpoint (see ``creatormesh.ranking.train``)."""
+
+    version: str
+    dim: int
+
+    def __init__(self, path: Path, embedder: TextEmbedder | None = None) -> None:
+        meta: dict[str, Any] = json.loads((path / METADATA_FILE).read_text())
+        self.metadata = meta
+        self.version = meta["version"]
+        self.space = FeatureSpace.from_json(meta["vocabularies"])
+        self.two_tower = TwoTower(TwoTowerConfig(**meta["config"]["two_tower"]))
+        self.two_tower.load_state_dict(load_file(str(path / TWO_TOWER_FILE)))
+        self.two_tower.eval()
+        self.sequence = SASRec(SequenceConfig(**meta["config"]["sequence"]))
+        self.sequence.load_state_dict(load_file(str(path / SEQUENCE_FILE)))
+        self.sequence.eval()
+        self.dim = self.two_tower.config.dim
+        tensors = load_numpy(str(path / ITEMS_FILE))
+        self._item_vectors = tensors["item_vectors"].astype(np.float32)
+        self._text = tensors["text_embeddings"].astype(np.float32)
+        self._seq_table = torch.from_numpy(tensors["sequence_embeddings"].astype(np.float32))
+        self._items: list[dict[str, Any]] = meta["items"]
+        self.item_ids = [row["id"] for row in self._items]
+        self._index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        self._item_genres = [frozenset(row["genres"]) for row in self._items]
+        self._item_tags = [frozenset(row["tags"]) for row in self._items]
+        self._vocab = np.array([self.space.item_index(i) for i in self.item_ids], dtype=np.int64)
+        cal = meta["calibration"]
+        self._tt_cal = (float(cal["two_tower"]["mean"]), float(cal["two_tower"]["std"]))
+        self._seq_cal = (float(cal["sequence"]["mean"]), float(cal["sequence"]["std"]))
+        self.blend = {k: float(v) for k, v in meta["blend"].items()}
+        self.default_quality = float(meta["features"]["default_quality"])
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: TextEmbedder | None = None) -> Recommender:
+        """Load a checkpoint directory; the text embedder (None = ``default_embedder()``) is only loaded when
+        an item's text is not in the checkpoint."""
+        return cls(Path(path), embedder)
+
+    # --- items -----------------------------------------------------------------------------------------------
+
+    def catalog(self) -> list[ItemContent]:
+        """The trained catalogue: genres, tags as hashtags, the embedded text, title and quality prior."""
+        return [
+            ItemContent(
+                item_id=row["id"],
+                genres=tuple(row["genres"]),
+                hashtags=tuple(row["tags"]),
+                text=row["text"],
+                quality=float(row["quality"]),
+                title=row["title"],
+            )
+            for row in self._items
+        ]
+
+    def _cached(self, item: ItemContent) -> int | None:
+        """Catalogue position of ``item`` when its content is what the checkpoint stored (else None)."""
+        i = self._index.get(item.item_id)
+        if i is None or item.engagement_rate is not None:
+            return None
+        if item.text and item.text != self._items[i]["text"]:
+            return None
+        if frozenset(g.lower() for g in item.genres) != self._item_genres[i]:
+            return None
+        if frozenset(t.lower().lstrip("#") for t in item.hashtags) != self._item_tags[i]:
+            return None
+        if item.quality is not None and abs(item.quality - float(self._items[i]["quality"])) > 1e-6:
+            return None
+        return i
+
+    def _embedder_instance(self) -> TextEmbedder:
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = default_embedder()
+            if self._embedder.dimension != self._text.shape[1]:
+                raise ValueError(
+                    f"text embedder gives {self._embedder.dimension}-d vectors, the checkpoint "
+                    f"{self.metadata['embedder']['key']} {self._text.shape[1]}-d"
+                )
+            return self._embedder
+
+    def _texts(self, items: Sequence[ItemContent]) -> NDArray[np.float32]:
+        """Text embeddings: the checkpoint's when the text is unchanged, else embedded (memoised for this call)."""
+        out = np.zeros((len(items), self._text.shape[1]), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for k, item in enumerate(items):
+            i = self._index.get(item.item_id)
+            text = item.text or f"{item.title}. {', '.join(item.hashtags)}".strip()
+            if i is not None and text == self._items[i]["text"]:
+                out[k] = self._text[i]
+            else:
+                todo.setdefault(text, []).append(k)
+        if todo:
+            texts = list(todo)
+            vectors = self._embedder_instance().embed(texts)
+            for text, vector in zip(texts, vectors, strict=True):
+                out[todo[text]] = vector
+        return out
+
+    def item_vectors(self, items: Sequence[ItemContent]) -> NDArray[np.float32]:
+        """(n, dim) unit-norm item-tower vectors: cached for unchanged known items, else from id (OOV for
+        unknown ids) and content."""
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        fresh: list[int] = []
+        for k, item in enumerate(items):
+            i = self._cached(item)
+            if i is None:
+                fresh.append(k)
+            else:
+                out[k] = self._item_vectors[i]
+        if fresh:
+            subset = [items[k] for k in fresh]
+            space = self.space
+            rows = []
+            for item in subset:
+                i = self._index.get(item.item_id)
+                count = float(self._items[i]["count"]) if i is not None else 0.0
+                prior = float(self._items[i]["quality"]) if i is not None else self.default_quality
+                quality = prior if item.quality is None else float(item.quality)
+                rows.append(space.engagement(count, quality, item.engagement_rate))
+            with torch.inference_mode():
+                vectors = self.two_tower.item(
+                    torch.tensor([space.item_index(item.item_id) for item in subset], dtype=torch.long),
+                    torch.from_numpy(np.stack([space.genre_vector(item.genres) for item in subset])),
+                    torch.from_numpy(np.stack([space.tag_vector(item.hashtags) for item in subset])),
+                    torch.from_numpy(self._texts(subset)),
+                    torch.from_numpy(np.stack(rows)),
+                )
+            out[fresh] = vectors.numpy()
+        return out
+
+    # --- users -----------------------------------------------------------------------------------------------
+
+    def _interests(self, interests: Sequence[str]) -> NDArray[np.float32]:
+        return np.concatenate([self.space.genre_vector(interests), self.space.tag_vector(interests)])
+
+    def user_vectors(self, users: Sequence[UserContext]) -> NDArray[np.float32]:
+        """(n, dim) unit-norm user-tower vectors (unknown users: interests and history only)."""
+        if not users:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hist = left_pad([[self.space.item_index(i) for i in u.history] for u in users], self.two_tower.config.history)
+        with torch.inference_mode():
+            vectors = self.two_tower.user(
+                torch.tensor([self.space.user_index(u.user_id) for u in users], dtype=torch.long),
+                torch.from_numpy(np.stack([self._interests(u.interests) for u in users])),
+                torch.from_numpy(hist),
+            )
+        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+
+    def user_vector(self, user: UserContext) -> NDArray[np.float32]:
+        """(dim,) unit-norm user-tower vector."""
+        vector: NDArray[np.float32] = self.user_vectors([user])[0]
+        return vector
+
+    def two_tower_scores(self, user_vec: NDArray[Any], item_vecs: NDArray[Any]) -> NDArray[np.float64]:
+        """Calibrated two-tower scores in [0, 1] (fixed logistic of the standardised cosine).
+        Works row-wise for a (users, dim) matrix of user vectors too."""
+        raw = np.asarray(item_vecs, dtype=np.float64) @ np.asarray(user_vec, dtype=np.float64).T
+        mean, std = self._tt_cal
+        return _sigmoid((raw.T - mean) / std)
+
+    # --- sequence --------------------------------------------------------------------------------------------
+
+    def _hidden(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
+        """Last-position SASRec states (n, d) and whether each user had any known history item."""
+        seqs = [[self._index[i] + 1 for i in u.history if i in self._index] for u in users]
+        has = np.array([bool(s) for s in seqs])
+        padded_ids = torch.from_numpy(left_pad(seqs, self.sequence.config.max_len))
+        table = torch.cat([torch.zeros(1, self._seq_table.shape[1]), self._seq_table])
+        with torch.inference_mode():
+            hidden = self.sequence.encode(table[padded_ids], padded_ids > 0)[:, -1]
+        return hidden, has
+
+    def _calibrate_sequence(self, logits: NDArray[np.float64], has: NDArray[np.bool_]) -> NDArray[np.float64]:
+        mean, std = self._seq_cal
+        scores = _sigmoid((logits - mean) / std)
+        scores[~has] = NEUTRAL
+        return scores
+
+    def _sequence_table(self, items: Sequence[ItemContent]) -> torch.Tensor:
+        """SASRec item embeddings: stored for known items with unchanged genres, else id (or OOV) + genres."""
+        out = torch.zeros(len(items), self._seq_table.shape[1])
+        fresh: list[int] = []
+        for k, item in enumerate(items):
+            i = self._index.get(item.item_id)
+            if i is not None and frozenset(g.lower() for g in item.genres) == self._item_genres[i]:
+                out[k] = self._seq_table[i]
+            else:
+                fresh.append(k)
+        if fresh:
+            ids = torch.tensor([self.space.item_index(items[k].item_id) for k in fresh], dtype=torch.long)
+            genres = torch.from_numpy(np.stack([self.space.genre_vector(items[k].genres) for k in fresh]))
+            with torch.inference_mode():
+                out[fresh] = self.sequence.item_embeddings(ids, genres)
+        return out
+
+    def sequence_scores(self, user: UserContext, items: Sequence[ItemContent]) -> NDArray[np.float64]:
+        """(n,) calibrated next-item scores in [0, 1]; 0.5 for every item when no history item is known."""
+        if not items:
+            return np.zeros(0, dtype=np.float64)
+        hidden, has = self._hidden([user])
+        if not has[0]:
+            return np.full(len(items), NEUTRAL)
+        with torch.inference_mode():
+            logits = (self._sequence_table(items) @ hidden[0]).numpy().astype(np.float64)
+        scores: NDArray[np.float64] = self._calibrate_sequence(logits[None, :], has)[0]
+        return scores
+
+    def sequence_top(self, user: UserContext, n: int, exclude: Collection[str] = ()) -> list[str]:
+        """The ``n`` best next items among the known catalogue, leaving out ``exclude`` and the user's history
+        (empty when no history item is known)."""
+        hidden, has = self._hidden([user])
+        if not has[0] or n <= 0:
+            return []
+        with torch.inference_mode():
+            logits = (self._seq_table @ hidden[0]).numpy().astype(np.float64)
+        skip = [self._index[i] for i in (*exclude, *user.history) if i in self._index]
+        logits[skip] = -math.inf
+        k = min(n, int(np.isfinite(logits).sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-logits, k - 1)[:k]
+        return [self.item_ids[i] for i in top[np.argsort(-logits[top], kind="stable")]]
+
+    # --- blend -----------------------------------------------------------------------------------------------
+
+    def learned_scores(self, two_tower: NDArray[Any], sequence: NDArray[Any]) -> NDArray[np.float64]:
+        """The blend tuned on validation: logistic of w·logit(two_tower) + (1 − w)·logit(sequence), in [0, 1]."""
+        z = self.blend["two_tower"] * _logit(two_tower) + self.blend["sequence"] * _logit(sequence)
+        return _sigmoid(z)
+
+    def catalogue_scores(self, users: Sequence[UserContext]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Calibrated two-tower and sequence scores of every catalogue item, (users, items) each."""
+        tt = self.two_tower_scores(self.user_vectors(users), self._item_vectors)
+        hidden, has = self._hidden(users)
+        with torch.inference_mode():
+            logits = (hidden @ self._seq_table.T).numpy().astype(np.float64)
+        return tt, self._calibrate_sequence(logits, has)
