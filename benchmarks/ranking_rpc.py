@@ -70,16 +70,18 @@ async def store_items(redis: Any, prefix: str, rec: Recommender, n: int, seed: i
     ids = [f"bench-{i}" for i in range(n)]
     now = time.time()
     for start_at in range(0, n, 2000):
-        await asyncio.gather(*(
-            live.put(
+        batch = [
+            (
                 ItemMeta(
                     ItemContent(ids[i], genres=(GENRES[i % len(GENRES)],), quality=float(rng.uniform(0.2, 1.0))),
-                    creator_id=f"creator-{i % 5000}", published_at=now - float(rng.uniform(0, 7 * 86400)),
+                    creator_id=f"creator-{i % 5000}",
+                    published_at=now - float(rng.uniform(0, 7 * 86400)),
                 ),
-                vectors[i], rec.version,
+                vectors[i],
             )
             for i in range(start_at, min(n, start_at + 2000))
-        ))  # fmt: skip
+        ]
+        await live.put_many(batch, rec.version)
     return ids
 
 

@@ -7,6 +7,7 @@ import bisect
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from creatormesh.ranking.recommender import ItemContent
 
@@ -25,7 +26,7 @@ class ItemMeta:
     def item_id(self) -> str:
         return self.content.item_id
 
-    @property
+    @cached_property
     def labels(self) -> frozenset[str]:
         """Genres and hashtags: what interests are matched against."""
         return frozenset(self.content.genres) | frozenset(self.content.hashtags)
@@ -35,7 +36,9 @@ class ItemMeta:
         q = self.content.quality
         return NEUTRAL if q is None else q
 
-    def diversity_features(self) -> frozenset[str]:
+    @cached_property
+    def diversity(self) -> frozenset[str]:
+        """Genres plus the creator: what the MMR re-rank compares."""
         creator = {f"creator:{self.creator_id}"} if self.creator_id else set()
         return frozenset(self.content.genres) | creator
 

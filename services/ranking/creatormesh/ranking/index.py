@@ -133,6 +133,16 @@ class ItemIndex:
             row = self._rows.get(item_id)
             return None if row is None else self._vectors[row].copy()
 
+    def vectors(self, ids: Sequence[str]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """Copies of the vectors of ``ids`` (rows of zeros for unknown ids) and which ids were found."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        with self._rw.read():
+            rows = [self._rows.get(i) for i in ids]
+            found = np.array([r is not None for r in rows], dtype=bool)
+            if found.any():
+                out[found] = self._vectors[[r for r in rows if r is not None]]
+        return out, found
+
     def add(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
         """Upsert: new ids are added, an id already present gets the new vector (the last one wins in a batch)."""
         batch = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim) if len(ids) else None

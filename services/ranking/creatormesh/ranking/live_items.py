@@ -16,7 +16,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +75,14 @@ class LiveItems:
         self.log_maxlen = log_maxlen
 
     async def put(self, meta: ItemMeta, vector: NDArray[np.float32], model_version: str) -> None:
+        await self.put_many([(meta, vector)], model_version)
+
+    async def put_many(self, items: Sequence[tuple[ItemMeta, NDArray[np.float32]]], model_version: str) -> None:
+        """Store ``items`` and announce them, in one transaction."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.hash_key, meta.item_id, encode(meta, vector, model_version))
-            pipe.xadd(self.log_key, {"id": meta.item_id}, maxlen=self.log_maxlen, approximate=True)
+            for meta, vector in items:
+                pipe.hset(self.hash_key, meta.item_id, encode(meta, vector, model_version))
+                pipe.xadd(self.log_key, {"id": meta.item_id}, maxlen=self.log_maxlen, approximate=True)
             await pipe.execute()
 
     async def load_all(self) -> tuple[list[Stored], str]:

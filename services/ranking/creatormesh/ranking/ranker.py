@@ -108,14 +108,14 @@ class Ranker:
         return vectors
 
     def _vectors_for(self, items: Sequence[ItemMeta], from_request: bool) -> NDArray[np.float32]:
-        out = np.empty((len(items), self.recommender.dim), dtype=np.float32)
+        """Index vectors where the index holds this content, cached or freshly embedded vectors otherwise."""
+        out, found = self.index.vectors([m.item_id for m in items])
         missing: list[int] = []
         for i, meta in enumerate(items):
-            known = self.catalog.get(meta.item_id)
-            vector = self.index.vector(meta.item_id) if not from_request or known == meta else None
-            if vector is None:
-                with self._cache_lock:
-                    vector = self._vectors.get(_content_key(meta))
+            if found[i] and (not from_request or self.catalog.get(meta.item_id) == meta):
+                continue
+            with self._cache_lock:
+                vector = self._vectors.get(_content_key(meta))
             if vector is None:
                 missing.append(i)
             else:
@@ -170,7 +170,7 @@ class Ranker:
         score = (1.0 - s.quality_weight - s.freshness_weight) * relevance + s.quality_weight * quality
         score = score + s.freshness_weight * fresh
 
-        feats = [m.diversity_features() for m in items]
+        feats = [m.diversity for m in items]
         order, penalties = mmr(score, feats, min(req.limit, len(items)), req.diversity)
         page = [
             ScoredItem(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ def _logit(p: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float64)
 
 
+HIDDEN_CACHE_SIZE = 4096  # sequence states by recent history (a page asks twice; feeds are re-asked)
+
+
 class Recommender:
     """A loaded checkpoint (see ``creatormesh.ranking.train``)."""
 
@@ -81,10 +85,15 @@ class Recommender:
         self._item_vectors = tensors["item_vectors"].astype(np.float32)
         self._text = tensors["text_embeddings"].astype(np.float32)
         self._seq_table = torch.from_numpy(tensors["sequence_embeddings"].astype(np.float32))
+        # row 0 = padding, so history ids can index it directly
+        self._seq_table_padded = torch.cat([torch.zeros(1, self._seq_table.shape[1]), self._seq_table])
+        self._hidden_cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, bool]] = OrderedDict()
+        self._hidden_lock = threading.Lock()
         self._items: list[dict[str, Any]] = meta["items"]
         self.item_ids = [row["id"] for row in self._items]
         self._index = {item_id: i for i, item_id in enumerate(self.item_ids)}
         self._item_genres = [frozenset(row["genres"]) for row in self._items]
+        self._item_genre_tuples = [tuple(row["genres"]) for row in self._items]
         self._item_tags = [frozenset(row["tags"]) for row in self._items]
         self._vocab = np.array([self.space.item_index(i) for i in self.item_ids], dtype=np.int64)
         cal = meta["calibration"]
@@ -227,13 +236,33 @@ class Recommender:
 
     def _hidden(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
         """Last-position SASRec states (n, d) and whether each user had any known history item."""
+        if len(users) == 1:  # the serving path: one user, often asked twice per page (scores and top items)
+            state, has_one = self._hidden_one(users[0].history)
+            return state[None, :], np.array([has_one])
+        return self._encode(users)
+
+    def _encode(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
         seqs = [[self._index[i] + 1 for i in u.history if i in self._index] for u in users]
         has = np.array([bool(s) for s in seqs])
         padded_ids = torch.from_numpy(left_pad(seqs, self.sequence.config.max_len))
-        table = torch.cat([torch.zeros(1, self._seq_table.shape[1]), self._seq_table])
         with torch.inference_mode():
-            hidden = self.sequence.encode(table[padded_ids], padded_ids > 0)[:, -1]
+            hidden = self.sequence.encode(self._seq_table_padded[padded_ids], padded_ids > 0)[:, -1]
         return hidden, has
+
+    def _hidden_one(self, history: tuple[str, ...]) -> tuple[torch.Tensor, bool]:
+        key = history[-self.sequence.config.max_len :]
+        with self._hidden_lock:
+            hit = self._hidden_cache.get(key)
+            if hit is not None:
+                self._hidden_cache.move_to_end(key)
+                return hit
+        hidden, has = self._encode([UserContext("", (), key)])
+        value = (hidden[0], bool(has[0]))
+        with self._hidden_lock:
+            self._hidden_cache[key] = value
+            while len(self._hidden_cache) > HIDDEN_CACHE_SIZE:
+                self._hidden_cache.popitem(last=False)
+        return value
 
     def _calibrate_sequence(self, logits: NDArray[np.float64], has: NDArray[np.bool_]) -> NDArray[np.float64]:
         mean, std = self._seq_cal
@@ -244,13 +273,21 @@ class Recommender:
     def _sequence_table(self, items: Sequence[ItemContent]) -> torch.Tensor:
         """SASRec item embeddings: stored for known items with unchanged genres, else id (or OOV) + genres."""
         out = torch.zeros(len(items), self._seq_table.shape[1])
+        known_at: list[int] = []
+        known_rows: list[int] = []
         fresh: list[int] = []
         for k, item in enumerate(items):
             i = self._index.get(item.item_id)
-            if i is not None and frozenset(g.lower() for g in item.genres) == self._item_genres[i]:
-                out[k] = self._seq_table[i]
+            if i is not None and (
+                item.genres == self._item_genre_tuples[i]
+                or frozenset(g.lower() for g in item.genres) == self._item_genres[i]
+            ):
+                known_at.append(k)
+                known_rows.append(i)
             else:
                 fresh.append(k)
+        if known_at:
+            out[known_at] = self._seq_table[known_rows]
         if fresh:
             ids = torch.tensor([self.space.item_index(items[k].item_id) for k in fresh], dtype=torch.long)
             genres = torch.from_numpy(np.stack([self.space.genre_vector(items[k].genres) for k in fresh]))

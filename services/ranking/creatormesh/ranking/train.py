@@ -61,7 +61,7 @@ class TrainConfig:
     holdout: int = 5
     device: str = "cpu"
     two_tower_epochs: int = 10
-    sequence_epochs: int = 20
+    sequence_epochs: int = 24
     sequence_batch_size: int = 64
     sequence_lr: float = 3e-3
     sequence_dropout: float = 0.2
@@ -272,18 +272,26 @@ def prepare(data: Dataset, split: Split, embedder: TextEmbedder | None, text_cac
 # --- evaluation helpers used while training --------------------------------------------------------------------------
 
 
-def rank_metrics(scores: Tensor, histories: Sequence[Sequence[int]], targets: Sequence[set[int]]) -> dict[str, float]:
-    """Recall@10/50 and NDCG@10 of score rows (users × catalogue) with each user's history excluded."""
+def per_user_metrics(
+    scores: Tensor, histories: Sequence[Sequence[int]], targets: Sequence[set[int]]
+) -> dict[str, NDArray[np.float64]]:
+    """Recall@10/50 and NDCG@10 of each score row (users × catalogue) with the user's history excluded."""
     s = scores.detach().float().cpu().clone()
     for row, items in enumerate(histories):
         if items:
             s[row, list(items)] = -math.inf
     top = torch.topk(s, min(50, s.shape[1]), dim=1).indices.tolist()
+    pairs = list(zip(top, targets, strict=True))
     return {
-        "recall@10": float(np.mean([recall_at_k(r, t, 10) for r, t in zip(top, targets, strict=True)])),
-        "recall@50": float(np.mean([recall_at_k(r, t, 50) for r, t in zip(top, targets, strict=True)])),
-        "ndcg@10": float(np.mean([ndcg_at_k(r, t, 10) for r, t in zip(top, targets, strict=True)])),
+        "recall@10": np.array([recall_at_k(r, t, 10) for r, t in pairs], dtype=np.float64),
+        "recall@50": np.array([recall_at_k(r, t, 50) for r, t in pairs], dtype=np.float64),
+        "ndcg@10": np.array([ndcg_at_k(r, t, 10) for r, t in pairs], dtype=np.float64),
     }
+
+
+def rank_metrics(scores: Tensor, histories: Sequence[Sequence[int]], targets: Sequence[set[int]]) -> dict[str, float]:
+    """Mean Recall@10/50 and NDCG@10 over users (see ``per_user_metrics``)."""
+    return {k: float(v.mean()) if len(v) else 0.0 for k, v in per_user_metrics(scores, histories, targets).items()}
 
 
 def item_vectors(model: TwoTower, prep: Prepared, device: str, batch: int = 4096) -> Tensor:
@@ -537,14 +545,22 @@ def standardise(raw: Tensor) -> dict[str, float]:
 def tune_blend(
     z_two_tower: Tensor, z_sequence: Tensor, histories: Sequence[Sequence[int]], targets: Sequence[set[int]]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Weight w of w·z_tt + (1−w)·z_seq (standardised scores) with the best validation NDCG@10."""
-    best: tuple[float, dict[str, float]] | None = None
-    for w in np.linspace(0.0, 1.0, 21):
-        m = rank_metrics(float(w) * z_two_tower + (1.0 - float(w)) * z_sequence, histories, targets)
-        if best is None or m["ndcg@10"] > best[1]["ndcg@10"] + 1e-12:
-            best = (float(w), m)
-    assert best is not None
-    return {"two_tower": round(best[0], 4), "sequence": round(1.0 - best[0], 4)}, best[1]
+    """Weight w of w·z_tt + (1−w)·z_seq (standardised scores), chosen on validation NDCG@10 with the
+    one-standard-error rule: the w closest to an even blend (0.5) among those whose NDCG@10 is within one paired
+    standard error of the best (differences smaller than that are validation noise)."""
+    grid = [round(float(w), 2) for w in np.linspace(0.0, 1.0, 21)]
+    runs = {w: per_user_metrics(w * z_two_tower + (1.0 - w) * z_sequence, histories, targets) for w in grid}
+    best = max(grid, key=lambda w: (float(runs[w]["ndcg@10"].mean()), -abs(w - 0.5)))
+    top = runs[best]["ndcg@10"]
+
+    def within(w: float) -> bool:
+        diff = top - runs[w]["ndcg@10"]
+        se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        return float(diff.mean()) <= se
+
+    chosen = min((w for w in grid if within(w)), key=lambda w: (abs(w - 0.5), -float(runs[w]["ndcg@10"].mean())))
+    metrics = {k: float(v.mean()) if len(v) else 0.0 for k, v in runs[chosen].items()}
+    return {"two_tower": chosen, "sequence": round(1.0 - chosen, 2)}, metrics
 
 
 # --- checkpoint ---------------------------------------------------------------------------------------------------
