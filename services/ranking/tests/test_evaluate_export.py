@@ -18,7 +18,7 @@ from creatormesh.ranking.export import export_recommendations
 from creatormesh.ranking.train import TrainConfig, train
 
 # the same slice as test_train.py: whichever module runs first trains, the other reuses it
-SMALL = TrainConfig(max_users=40, epochs=3, dim=16, batch_size=256, progress=False)
+SMALL = TrainConfig(max_users=40, epochs=10, dim=16, batch_size=128, progress=False)
 
 
 @pytest.fixture(scope="module", autouse=True)

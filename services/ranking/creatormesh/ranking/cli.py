@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -101,3 +101,32 @@ def export(
         )
     rows = export_recommendations(out, path, data_dir, wanted, k)
     typer.echo(f"{rows} rows → {out}")
+
+
+@app.command("ab-report")
+def ab_report(
+    experiment: Annotated[str, typer.Option(help="Experiment name (RankForYouResponse.experiment).")] = "overdrive",
+) -> None:
+    """Per-arm outcomes of an A/B experiment from the interactions the service consumed (Redis)."""
+    import asyncio
+
+    from creatormesh.common.settings import KitSettings, load
+    from creatormesh.ranking.experiments import ArmLog
+    from creatormesh.ranking.settings import RankingSettings
+
+    async def outcomes() -> list[Any]:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(load(KitSettings).redis_url)
+        try:
+            return await ArmLog(client, load(RankingSettings).redis_prefix).outcomes(experiment)
+        finally:
+            await client.aclose()
+
+    rows = asyncio.run(outcomes())
+    if not rows:
+        typer.echo(f"no interactions recorded for experiment {experiment!r}")
+        return
+    typer.echo("| arm | users | interactions | engaged share | watch seconds |\n|---|---:|---:|---:|---:|")
+    for o in rows:
+        typer.echo(f"| {o.arm} | {o.users} | {o.interactions} | {o.engagement_rate:.3f} | {o.watch_seconds:.0f} |")

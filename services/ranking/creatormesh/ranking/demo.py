@@ -87,8 +87,8 @@ async def run(ctx: DemoContext) -> None:
         f"{features.ttl_seconds} s): state {pb.UserState.Name(warm.user_state)}, "
         f"blend weight {warm.blend_weight:.2f}; '{WATCHED}' share of the page "
         f"{genre_share(cold.items, WATCHED):.0%} → {genre_share(warm.items, WATCHED):.0%};"
-        f" top genres: {top_genres(warm.items)}; interest drift {insights.drift.score:.2f} (rising: "
-        f"{', '.join(insights.drift.rising[:3])})"
+        f" top genres: {top_genres(warm.items)}; learned interests: "
+        f"{', '.join(f'{w.interest} {w.weight:.2f}' for w in insights.top_interests[:4])}"
     )
     section.tables.append((HEADERS, page_rows(warm)))
 

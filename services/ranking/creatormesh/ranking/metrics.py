@@ -8,6 +8,8 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from creatormesh.ranking.diversity import intra_list_diversity
+
 
 def recall_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> float:
     """Hits in the top ``k`` divided by ``min(k, |relevant|)`` (0 when nothing is relevant)."""
@@ -37,15 +39,6 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     """|a∩b| / |a∪b|; two empty sets have similarity 0."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0
-
-
-def intra_list_diversity(features: Sequence[frozenset[str]]) -> float:
-    """Mean pairwise Jaccard distance (1 − similarity) inside one list; 0 for fewer than two items."""
-    n = len(features)
-    if n < 2:
-        return 0.0
-    total = sum(1.0 - jaccard(features[i], features[j]) for i in range(n) for j in range(i + 1, n))
-    return total / (n * (n - 1) / 2)
 
 
 def mean_ild_at_k(lists: Sequence[Sequence[str]], genres: Mapping[str, frozenset[str]], k: int) -> float:

@@ -250,7 +250,8 @@ class Recommender:
         return hidden, has
 
     def _hidden_one(self, history: tuple[str, ...]) -> tuple[torch.Tensor, bool]:
-        key = history[-self.sequence.config.max_len :]
+        """One user's state, cached by the last ``max_len`` known history items (what ``_encode`` reads)."""
+        key = tuple(i for i in history if i in self._index)[-self.sequence.config.max_len :]
         with self._hidden_lock:
             hit = self._hidden_cache.get(key)
             if hit is not None:
