@@ -1,4 +1,4 @@
-"""Fixtures shared by the ranking tests: one small trained checkpoint per session."""
+"""Fixtures shared by the ranking tests: one small trained checkpoint per session, torch on one thread."""
 
 from __future__ import annotations
 
@@ -6,20 +6,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+
+from creatormesh.ranking.data import DEFAULT_DATA_DIR
+from creatormesh.ranking.train import TrainConfig, train
+
+#: the first 40 MovieLens users, small models: seconds on one thread
+SMALL = TrainConfig(max_users=40, epochs=10, dim=16, batch_size=128, progress=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Both models trained for a couple of epochs on the first 60 MovieLens users (seconds, one thread)."""
-    import torch
-
-    from creatormesh.ranking.data import DEFAULT_DATA_DIR
-    from creatormesh.ranking.train import TrainConfig, train
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("ranking-model")
-    config = TrainConfig(max_users=60, dim=16, two_tower_epochs=2, sequence_epochs=2, progress=False)
-    train(DEFAULT_DATA_DIR, out, config)
-    yield out
-    torch.set_num_threads(previous)
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both models trained on the SMALL slice, shared by every ranking test module."""
+    path = tmp_path_factory.mktemp("ranking-small-model")
+    train(DEFAULT_DATA_DIR, path, SMALL)
+    return path

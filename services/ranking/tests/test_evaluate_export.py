@@ -4,41 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from creatormesh.ranking.cli import app
 from creatormesh.ranking.data import DEFAULT_DATA_DIR, load_dataset
 from creatormesh.ranking.evaluate import COLUMNS, ROWS, evaluate
 from creatormesh.ranking.export import export_recommendations
-from creatormesh.ranking.train import TrainConfig, train
-
-# the same slice as test_train.py: whichever module runs first trains, the other reuses it
-SMALL = TrainConfig(max_users=40, epochs=10, dim=16, batch_size=128, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "ranking-small-model"
-    if not (path / "metadata.json").is_file():
-        train(DEFAULT_DATA_DIR, path, SMALL)
-    return path
-
-
-def test_evaluation_table_has_every_row_and_column(model_dir: Path) -> None:
-    table = evaluate(DEFAULT_DATA_DIR, model_dir)
+def test_evaluation_table_has_every_row_and_column(trained_model: Path) -> None:
+    table = evaluate(DEFAULT_DATA_DIR, trained_model)
     assert tuple(table.rows) == ROWS
     for name, row in table.rows.items():
         assert tuple(row) == COLUMNS, name
@@ -50,7 +28,7 @@ def test_evaluation_table_has_every_row_and_column(model_dir: Path) -> None:
     for name in ROWS:
         assert f"| {name} |" in text
     with pytest.raises(ValueError, match="holdout"):
-        evaluate(DEFAULT_DATA_DIR, model_dir, holdout=3)
+        evaluate(DEFAULT_DATA_DIR, trained_model, holdout=3)
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -58,9 +36,9 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_export_writes_top_k_per_user_in_rank_order(model_dir: Path, tmp_path: Path) -> None:
+def test_export_writes_top_k_per_user_in_rank_order(trained_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "recs.csv"
-    rows = export_recommendations(out, model_dir, k=7)
+    rows = export_recommendations(out, trained_model, k=7)
     data = load_dataset(max_users=40)
     assert rows == 7 * len(data.sequences)
     assert out.read_text().splitlines()[0] == "user_id,item_id,rank"
@@ -76,16 +54,16 @@ def test_export_writes_top_k_per_user_in_rank_order(model_dir: Path, tmp_path: P
         assert not set(items) & {r.item_id for r in data.sequences[user]}  # history is excluded
 
 
-def test_export_for_given_and_unknown_users(model_dir: Path, tmp_path: Path) -> None:
+def test_export_for_given_and_unknown_users(trained_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "some.csv"
-    assert export_recommendations(out, model_dir, users=["3", "nobody", "3"], k=5) == 10
+    assert export_recommendations(out, trained_model, users=["3", "nobody", "3"], k=5) == 10
     records = _read(out)
     assert [r["user_id"] for r in records] == ["3"] * 5 + ["nobody"] * 5
     with pytest.raises(ValueError):
-        export_recommendations(out, model_dir, k=0)
+        export_recommendations(out, trained_model, k=0)
 
 
-def test_cli_train_evaluate_export(model_dir: Path, tmp_path: Path) -> None:
+def test_cli_train_evaluate_export(trained_model: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     tiny = tmp_path / "tiny"
     result = runner.invoke(

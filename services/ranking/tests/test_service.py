@@ -14,7 +14,6 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import TopicPartition
 
 from creatormesh.common import client, grpc_errors, kafka_compat, topics
 from creatormesh.common.bus import EventBus
@@ -229,21 +228,6 @@ async def test_new_items_are_indexed_live_and_bad_events_go_to_the_dlq(ranking_k
 
     await wait_for(ranked)
     assert item_id in service.ranker.index
-    dead = await asyncio.to_thread(count, broker, topics.dlq(topics.INTERACTIONS), 2)
+    dead = await asyncio.to_thread(kafka_compat.count_records, broker, topics.dlq(topics.INTERACTIONS), 2)
     assert dead >= 2
-    assert await asyncio.to_thread(count, broker, topics.dlq(topics.CONTENT_SCORED), 1) >= 1
-
-
-def count(bootstrap: str, topic: str, at_least: int, timeout: float = 30) -> int:
-    consumer = kafka_compat.consumer(bootstrap, None, [])
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        seen = 0
-        deadline = time.monotonic() + timeout
-        while seen < at_least and time.monotonic() < deadline:
-            seen += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
-        return seen
-    finally:
-        consumer.close()
+    assert await asyncio.to_thread(kafka_compat.count_records, broker, topics.dlq(topics.CONTENT_SCORED), 1) >= 1

@@ -4,48 +4,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from creatormesh.ranking.data import DEFAULT_DATA_DIR, load_dataset, split_dataset, top_genres
 from creatormesh.ranking.metrics import recall_at_k, top_k
 from creatormesh.ranking.recommender import ItemContent, Recommender, UserContext
 from creatormesh.ranking.train import TrainConfig, train
 
-# the same slice as test_evaluate_export.py: whichever module runs first trains, the other reuses it
-SMALL = TrainConfig(max_users=40, epochs=10, dim=16, batch_size=128, progress=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "ranking-small-model"
-    if not (path / "metadata.json").is_file():
-        train(DEFAULT_DATA_DIR, path, SMALL)
-    return path
+def rec(trained_model: Path) -> Recommender:
+    return Recommender.load(trained_model)
 
 
-@pytest.fixture(scope="module")
-def rec(model_dir: Path) -> Recommender:
-    return Recommender.load(model_dir)
-
-
-def test_checkpoint_files_and_metadata(model_dir: Path) -> None:
+def test_checkpoint_files_and_metadata(trained_model: Path) -> None:
     for name in ("two_tower.safetensors", "sequence.safetensors", "items.safetensors", "metadata.json"):
-        assert (model_dir / name).is_file(), name
-    meta = json.loads((model_dir / "metadata.json").read_text())
+        assert (trained_model / name).is_file(), name
+    meta = json.loads((trained_model / "metadata.json").read_text())
     assert meta["version"].startswith("rk-")
     assert meta["data"]["name"] == "movielens-small" and meta["data"]["max_users"] == 40
     assert meta["data"]["rows"]["test"] == 200 and meta["config"]["two_tower"]["dim"] == 16
@@ -58,9 +37,9 @@ def test_checkpoint_files_and_metadata(model_dir: Path) -> None:
     assert 0.0 <= row["quality"] <= 1.0
 
 
-def test_load_is_fast_and_reload_gives_identical_scores(model_dir: Path, rec: Recommender) -> None:
+def test_load_is_fast_and_reload_gives_identical_scores(trained_model: Path, rec: Recommender) -> None:
     start = time.perf_counter()
-    again = Recommender.load(model_dir)
+    again = Recommender.load(trained_model)
     assert time.perf_counter() - start < 2.0
     assert again.version == rec.version and again.dim == 16
     user = UserContext("1", ("comedy",), tuple(rec.item_ids[:7]))

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
-
 from creatormesh.common import kafka_compat, topics
 from creatormesh.common.bus import Event, EventBus, run_consumer
 from creatormesh.common.health import check
@@ -94,7 +92,9 @@ async def mesh_step(ctx: DemoContext) -> None:
     stop = asyncio.Event()
     group = f"demo-selfcheck-{time.time_ns()}"
     task = asyncio.create_task(run_consumer(ctx.bus, group, {topics.SELFCHECK: handler}, stop))
-    dlq = await asyncio.to_thread(_count, ctx.state.kafka_bootstrap, topics.dlq(topics.SELFCHECK), 1, 60)
+    dlq = await asyncio.to_thread(
+        kafka_compat.count_records, ctx.state.kafka_bootstrap, topics.dlq(topics.SELFCHECK), 1, 60
+    )
     deadline = time.monotonic() + 60
     while len(applied) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -106,19 +106,6 @@ async def mesh_step(ctx: DemoContext) -> None:
         f"event bus: {len(applied)} effects for 3 valid deliveries (one a duplicate), "
         f"{dlq} message(s) in {topics.dlq(topics.SELFCHECK)}, consumer kept going: {'OK' if ok else 'FAILED'}"
     )
-
-
-def _count(bootstrap: str, topic: str, at_least: int, timeout: float) -> int:
-    consumer = kafka_compat.consumer(bootstrap, None, [])
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        seen = 0
-        deadline = time.monotonic() + timeout
-        while seen < at_least and time.monotonic() < deadline:
-            seen += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
-        return seen
-    finally:
-        consumer.close()
 
 
 async def run_demo(plugins: list[ServicePlugin], report_path: Path, workdir: Path) -> Report:

@@ -114,3 +114,20 @@ def _high_watermarks(bootstrap: str, partitions: list[TopicPartition], timeout: 
         return {tp: h for tp in partitions if (h := probe.highwater(tp)) is not None}
     finally:
         probe.close()
+
+
+def count_records(bootstrap: str, topic: str, at_least: int, timeout: float = 30.0) -> int:
+    """Records in partition 0 of ``topic`` from the start, reading until ``at_least`` are seen or
+    ``timeout`` passes (demos and tests checking a DLQ)."""
+    c = consumer(bootstrap, None, [])
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while seen < at_least and time.monotonic() < deadline:
+            seen += sum(len(r) for r in c.poll(timeout_ms=200).values())
+        return seen
+    finally:
+        c.close()
