@@ -31,6 +31,8 @@ COLD, WARM = "cold", "warm"
 REQUEST, INDEX = "request", "index"
 SEQUENCE_CANDIDATES = 50
 VECTOR_CACHE_SIZE = 20_000
+MMR_POOL_FACTOR = 4
+MMR_POOL_MIN = 100
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,10 @@ class Ranker:
         score = score + s.freshness_weight * fresh
 
         feats = [m.diversity for m in items]
-        order, penalties = mmr(score, feats, min(req.limit, len(items)), req.diversity)
+        # MMR looks at the best MMR_POOL_FACTOR x limit items only: deeper ones are (almost) never picked
+        pool = np.argsort(-score, kind="stable")[: max(MMR_POOL_FACTOR * req.limit, MMR_POOL_MIN)]
+        picked, penalties = mmr(score[pool], [feats[i] for i in pool], min(req.limit, len(pool)), req.diversity)
+        order = [int(pool[k]) for k in picked]
         page = [
             ScoredItem(
                 items[i],
