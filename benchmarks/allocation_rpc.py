@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -28,26 +26,11 @@ from creatormesh.allocation.v1 import allocation_pb2 as pb
 from creatormesh.allocation.v1 import allocation_pb2_grpc
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
-from creatormesh.common.health import check
-from creatormesh.common.runtime.processes import free_port, serve_command, service_env
+from creatormesh.common.health import wait_serving
+from creatormesh.common.runtime.processes import spawn_service, stop_process
 from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
 
 ALLOCATION = pb.DESCRIPTOR.services_by_name["AllocationService"]
-
-
-def start(name: str, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = service_env(port, 0, extra, log_level="WARNING")
-    proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"127.0.0.1:{port}"
-
-
-async def ready(target: str) -> None:
-    deadline = time.monotonic() + 120
-    while await check(target) != "SERVING":
-        if time.monotonic() > deadline:
-            raise TimeoutError(target)
-        await asyncio.sleep(0.2)
 
 
 async def drive(call: Callable[[], Awaitable[Any]], duration: float, concurrency: int) -> tuple[float, float]:
@@ -70,11 +53,13 @@ async def drive(call: Callable[[], Awaitable[Any]], duration: float, concurrency
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        echo_proc, echo_target = start("echo")
-        alloc_proc, alloc_target = start("allocation", {"CREATORMESH_ALLOCATION_DATABASE_URL": f"sqlite:///{tmp}/b.db"})
+        echo_proc, echo_target = spawn_service("echo")
+        alloc_proc, alloc_target = spawn_service(
+            "allocation", {"CREATORMESH_ALLOCATION_DATABASE_URL": f"sqlite:///{tmp}/b.db"}
+        )
         try:
-            await ready(echo_target)
-            await ready(alloc_target)
+            await wait_serving(echo_target, proc=echo_proc)
+            await wait_serving(alloc_target, proc=alloc_proc)
             echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
             alloc = allocation_pb2_grpc.AllocationServiceStub(client.channel(alloc_target, ALLOCATION, deadline=60))
             share = pb.RecommendShareRequest(creator_id="c1", signals=pb.CreatorSignals(**SEED_EXAMPLE))
@@ -105,8 +90,7 @@ async def main(args: argparse.Namespace) -> None:
             await client.close_all()
         finally:
             for proc in (echo_proc, alloc_proc):
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(60)
+                stop_process(proc, 60)
 
 
 if __name__ == "__main__":

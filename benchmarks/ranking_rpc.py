@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,8 +29,8 @@ from redis.asyncio import Redis
 
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
-from creatormesh.common.health import check
-from creatormesh.common.runtime.processes import free_port, serve_command, service_env
+from creatormesh.common.health import wait_serving
+from creatormesh.common.runtime.processes import spawn_service, stop_process
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord
 from creatormesh.ranking.live_items import LiveItems
@@ -44,21 +42,6 @@ from creatormesh.testing.v1 import echo_pb2, echo_pb2_grpc
 
 RANKING = pb.DESCRIPTOR.services_by_name["RankingService"]
 GENRES = ["comedy", "drama", "action", "sci-fi", "horror", "romance", "gaming", "music", "sports", "food"]
-
-
-def start(name: str, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = service_env(port, 0, extra, log_level="WARNING")
-    proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"127.0.0.1:{port}"
-
-
-async def ready(target: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 600
-    while await check(target) != "SERVING":
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{target} did not start (exit code {proc.poll()})")
-        await asyncio.sleep(0.5)
 
 
 async def store_items(redis: Any, prefix: str, rec: Recommender, n: int, seed: int = 0) -> list[str]:
@@ -132,12 +115,12 @@ async def main(args: argparse.Namespace) -> None:
         "CREATORMESH_REDIS_URL": args.redis_url, "CREATORMESH_RANKING_MODEL_PATH": str(model_dir),
         "CREATORMESH_RANKING_REDIS_PREFIX": prefix,
     }  # fmt: skip
-    echo_proc, echo_target = start("echo", env)
-    rank_proc, rank_target = start("ranking", env)
+    echo_proc, echo_target = spawn_service("echo", env)
+    rank_proc, rank_target = spawn_service("ranking", env)
     try:
         t0 = time.perf_counter()
-        await ready(echo_target, echo_proc)
-        await ready(rank_target, rank_proc)
+        await wait_serving(echo_target, proc=echo_proc)
+        await wait_serving(rank_target, 600, proc=rank_proc)
         print(f"ranking SERVING after {time.perf_counter() - t0:.1f} s (loads and indexes {args.items} items)")
         echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
         stub = ranking_pb2_grpc.RankingServiceStub(client.channel(rank_target, RANKING, deadline=30))
@@ -168,8 +151,7 @@ async def main(args: argparse.Namespace) -> None:
         await client.close_all()
     finally:
         for proc in (echo_proc, rank_proc):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            stop_process(proc, 60)
         keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 1000):
             await redis.delete(*keys[i : i + 1000])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import time
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -17,3 +21,14 @@ async def check(target: str, service: str = "", timeout: float = 2.0) -> str:
                 return "SERVICE_UNKNOWN"
             return "UNREACHABLE"
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+async def wait_serving(target: str, timeout: float = 120.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until ``target`` reports SERVING; fails early when ``proc`` (the server's process) exits."""
+    deadline = time.monotonic() + timeout
+    while await check(target) != "SERVING":
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server for {target} exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{target} not SERVING after {timeout:.0f}s")
+        await asyncio.sleep(0.2)

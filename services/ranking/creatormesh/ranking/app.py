@@ -93,16 +93,19 @@ class RankingService(Service):
                 await self._follow
 
     def _apply(self, stored: list[Stored]) -> None:
-        """Index live items; those embedded by another model version are embedded again."""
-        version = self.ranker.recommender.version
-        same = [x for x in stored if x.model_version == version and x.vector.shape == (self.ranker.recommender.dim,)]
+        """Index live items; those embedded by another model version are embedded again. Items this
+        replica already indexed as they are (it stored them itself) are skipped."""
+        rec = self.ranker.recommender
+        same: list[Stored] = []
+        other: list[Stored] = []
+        for x in stored:
+            if self.ranker.catalog.get(x.meta.item_id) == x.meta:
+                continue
+            (same if x.model_version == rec.version and x.vector.shape == (rec.dim,) else other).append(x)
         if same:
             self.ranker.add_items([x.meta for x in same], np.stack([x.vector for x in same]))
-        other = [
-            x.meta for x in stored if x.model_version != version or x.vector.shape != (self.ranker.recommender.dim,)
-        ]
         if other:
-            self.ranker.add_items(other)
+            self.ranker.add_items([x.meta for x in other])
 
     # --- use cases called by the servicer ------------------------------------
     async def rank(self, req: RankInput) -> Page:

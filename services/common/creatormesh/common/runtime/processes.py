@@ -70,3 +70,13 @@ def service_env(
         "CREATORMESH_GRPC_PORT": str(grpc_port),
         "CREATORMESH_METRICS_PORT": str(metrics_port),
     }
+
+
+def spawn_service(
+    name: str, extra: Mapping[str, str] | None = None, *, log_level: str = "WARNING"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``creatormesh serve NAME`` as a quiet child process on a free port; returns it and its gRPC target."""
+    port = free_port()
+    env = service_env(port, 0, extra, log_level=log_level)
+    proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"127.0.0.1:{port}"
