@@ -45,15 +45,19 @@ demo: $(STAMP) ## start the whole mesh, drive the end-to-end flow, write build/d
 	$(BIN)/creatormesh demo
 
 .PHONY: test
-test: $(STAMP) lint protos-check ## everything CI runs: lint, contract checks, the test suite
+test: $(STAMP) lint protos-check vllm-venv ## everything CI runs: lint, contract checks, the test suite
 	$(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
 
 # --- pieces ------------------------------------------------------------------
+.PHONY: vllm-venv
+vllm-venv: $(STAMP) ## vLLM's CPU build in its own venv in the user cache (the Rerank tests' LM server; ~3.5 GB, once)
+	$(PY) -m creatormesh.viral_scoring.vllm_runtime
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy on the kit and services, buf lint on the protos (if npm is here)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH="protos:$$(echo $(SERVICES) | tr ' ' ':')" $(BIN)/mypy $(addsuffix /creatormesh,$(SERVICES)) benchmarks
+	MYPYPATH="protos:benchmarks:$$(echo $(SERVICES) | tr ' ' ':')" $(BIN)/mypy $(addsuffix /creatormesh,$(SERVICES)) benchmarks
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory lint-protos; \
 	  else echo "npm not found: buf lint skipped (tests still check package/version naming)"; fi
 
@@ -85,6 +89,9 @@ bench: $(STAMP) ## run the benchmarks (results go to docs/performance.md by hand
 	$(PY) benchmarks/bus_throughput.py
 	$(PY) benchmarks/allocation_pool.py
 	$(PY) benchmarks/allocation_rpc.py
+	$(PY) benchmarks/ranking_index.py
+	$(PY) benchmarks/ranking_rpc.py
+	$(PY) benchmarks/viral_scoring.py
 
 .PHONY: up
 up: $(STAMP) ## start the mesh and stream its logs (Ctrl-C stops)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from loadgen import drive, one_caller
 from redis.asyncio import Redis
 
 from creatormesh.common import client
@@ -66,33 +67,6 @@ async def store_items(redis: Any, prefix: str, rec: Recommender, n: int, seed: i
         ]
         await live.put_many(batch, rec.version)
     return ids
-
-
-async def one_caller(call: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
-    await call()
-    latencies = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        await call()
-        latencies.append(time.perf_counter() - t0)
-    latencies.sort()
-    return latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
-
-
-async def drive(call: Callable[[], Awaitable[Any]], duration: float, concurrency: int) -> float:
-    done = 0
-    end = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < end:
-            await call()
-            done += 1
-
-    await call()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - started)
 
 
 async def main(args: argparse.Namespace) -> None:

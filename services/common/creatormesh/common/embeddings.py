@@ -4,6 +4,7 @@ services that embed text (allocation, ranking, viral_scoring). Needs the `embedd
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 
 EMBEDDING_DIM = 384
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -72,3 +75,64 @@ class TextEmbedder:
 def default_embedder() -> TextEmbedder:
     """The process-wide embedder of the packaged MiniLM weights (loaded on the first call)."""
     return TextEmbedder()
+
+
+# --- cached embeddings ---------------------------------------------------------------------------------------
+
+_memo: dict[tuple[str, bytes], NDArray[np.float32]] = {}
+_memo_lock = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+def embedder_key(embedder: TextEmbedder | None) -> str:
+    """Name and dimension of the embedder (None: the default MiniLM, without loading it)."""
+    if embedder is None:
+        return f"{DEFAULT_MODEL_NAME}-{EMBEDDING_DIM}"
+    return f"{embedder.name}-{embedder.dimension}"
+
+
+def _read_cache(path: Path) -> dict[bytes, NDArray[np.float32]]:
+    try:
+        tensors = load_numpy(str(path))
+    except (OSError, ValueError):  # absent or unreadable: embed again
+        return {}
+    return {bytes(d): v for d, v in zip(tensors["sha1"], tensors["vectors"], strict=True)}
+
+
+def _write_cache(path: Path, entries: dict[bytes, NDArray[np.float32]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        digests = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(len(entries), 20)
+        save_numpy({"sha1": digests, "vectors": np.stack(list(entries.values()))}, str(tmp))
+        os.replace(tmp, path)
+    except OSError:  # a read-only place only costs the next run the embedding time
+        pass
+
+
+def embed_texts(
+    texts: Sequence[str], embedder: TextEmbedder | None, cache_dir: Path | None = None
+) -> NDArray[np.float32]:
+    """Sentence embeddings of ``texts`` (``embedder`` None: the default MiniLM, loaded only when needed); texts
+    embedded before, in this process or in ``cache_dir`` (by SHA-1 of the text, per embedder), are reused."""
+    name = embedder_key(embedder)
+    path = cache_dir / f"{name}.safetensors" if cache_dir is not None else None
+    digests = [_digest(t) for t in texts]
+    with _memo_lock:
+        found = {d: _memo[(name, d)] for d in digests if (name, d) in _memo}
+    stored = _read_cache(path) if path is not None and len(found) < len(set(digests)) else {}
+    found.update({d: stored[d] for d in digests if d in stored and d not in found})
+    missing = {d: t for d, t in zip(digests, texts, strict=True) if d not in found}
+    if missing:
+        vectors = (embedder or default_embedder()).embed(list(missing.values()))
+        found.update(zip(missing, vectors, strict=True))
+        if path is not None:
+            _write_cache(path, {**stored, **{d: found[d] for d in missing}})
+    with _memo_lock:
+        _memo.update({(name, d): v for d, v in found.items()})
+    if not texts:
+        return np.zeros((0, int(name.rsplit("-", 1)[1])), dtype=np.float32)
+    return np.stack([found[d] for d in digests]).astype(np.float32)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -129,5 +130,30 @@ def count_records(bootstrap: str, topic: str, at_least: int, timeout: float = 30
         while seen < at_least and time.monotonic() < deadline:
             seen += sum(len(r) for r in c.poll(timeout_ms=200).values())
         return seen
+    finally:
+        c.close()
+
+
+def read_events(
+    bootstrap: str, topic: str, match: Callable[[Any], bool], at_least: int = 1, timeout: float = 30.0
+) -> list[Any]:
+    """Decoded payloads in partition 0 of ``topic`` (from the start) for which ``match`` is true, reading until
+    ``at_least`` are found or ``timeout`` passes (demos and tests checking what a service published)."""
+    from creatormesh.common.bus import decode
+
+    c = consumer(bootstrap, None, [])
+    found: list[Any] = []
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        deadline = time.monotonic() + timeout
+        while len(found) < at_least and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=200).values():
+                for record in records:
+                    _, payload = decode(topic, record.value)
+                    if match(payload):
+                        found.append(payload)
+        return found
     finally:
         c.close()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,14 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn import functional
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from creatormesh.common.embeddings import DEFAULT_MODEL_NAME, EMBEDDING_DIM, TextEmbedder, default_embedder
+from creatormesh.common.embeddings import TextEmbedder, embed_texts, embedder_key
 from creatormesh.ranking.data import DEFAULT_DATA_DIR, Dataset, Item, Split, load_dataset, split_dataset, top_genres
 from creatormesh.ranking.metrics import ndcg_at_k, recall_at_k
 from creatormesh.ranking.models import (
@@ -124,66 +120,7 @@ class Prepared:
         )
 
 
-# --- text embeddings ---------------------------------------------------------------------------------------------
-
 DEFAULT_TEXT_CACHE = Path(".creatormesh/ranking/text-embeddings")
-_memo: dict[tuple[str, bytes], NDArray[np.float32]] = {}
-_memo_lock = threading.Lock()
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha1(text.encode("utf-8")).digest()
-
-
-def embedder_key(embedder: TextEmbedder | None) -> str:
-    """Name and dimension of the embedder (None: the default MiniLM, without loading it)."""
-    if embedder is None:
-        return f"{DEFAULT_MODEL_NAME}-{EMBEDDING_DIM}"
-    return f"{embedder.name}-{embedder.dimension}"
-
-
-def _read_cache(path: Path) -> dict[bytes, NDArray[np.float32]]:
-    try:
-        tensors = load_numpy(str(path))
-    except (OSError, ValueError):  # absent or unreadable: embed again
-        return {}
-    return {bytes(d): v for d, v in zip(tensors["sha1"], tensors["vectors"], strict=True)}
-
-
-def _write_cache(path: Path, entries: dict[bytes, NDArray[np.float32]]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        digests = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(len(entries), 20)
-        save_numpy({"sha1": digests, "vectors": np.stack(list(entries.values()))}, str(tmp))
-        os.replace(tmp, path)
-    except OSError:  # a read-only place only costs the next run the embedding time
-        pass
-
-
-def embed_texts(
-    texts: Sequence[str], embedder: TextEmbedder | None, cache_dir: Path | None = None
-) -> NDArray[np.float32]:
-    """Sentence embeddings of ``texts`` (``embedder`` None: the default MiniLM, loaded only when needed); texts
-    embedded before, in this process or in ``cache_dir`` (by SHA-1 of the text, per embedder), are reused."""
-    name = embedder_key(embedder)
-    path = cache_dir / f"{name}.safetensors" if cache_dir is not None else None
-    digests = [_digest(t) for t in texts]
-    with _memo_lock:
-        found = {d: _memo[(name, d)] for d in digests if (name, d) in _memo}
-    stored = _read_cache(path) if path is not None and len(found) < len(set(digests)) else {}
-    found.update({d: stored[d] for d in digests if d in stored and d not in found})
-    missing = {d: t for d, t in zip(digests, texts, strict=True) if d not in found}
-    if missing:
-        vectors = (embedder or default_embedder()).embed(list(missing.values()))
-        found.update(zip(missing, vectors, strict=True))
-        if path is not None:
-            _write_cache(path, {**stored, **{d: found[d] for d in missing}})
-    with _memo_lock:
-        _memo.update({(name, d): v for d, v in found.items()})
-    if not texts:
-        return np.zeros((0, int(name.rsplit("-", 1)[1])), dtype=np.float32)
-    return np.stack([found[d] for d in digests]).astype(np.float32)
 
 
 # --- features ------------------------------------------------------------------------------------------------------

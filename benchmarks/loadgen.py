@@ -1,0 +1,39 @@
+"""Load loops shared by the RPC benchmarks: one caller's latency percentiles and many callers' throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Call = Callable[[], Awaitable[Any]]
+
+
+async def one_caller(call: Call, calls: int) -> tuple[float, float]:
+    """(p50, p99) in milliseconds of ``calls`` sequential calls, after one warm-up call."""
+    await call()
+    latencies = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - t0)
+    latencies.sort()
+    return latencies[len(latencies) // 2] * 1e3, latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
+
+
+async def drive(call: Call, duration: float, concurrency: int) -> float:
+    """Calls per second with ``concurrency`` callers looping for ``duration`` seconds."""
+    done = 0
+    end = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < end:
+            await call()
+            done += 1
+
+    await call()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
