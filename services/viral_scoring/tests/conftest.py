@@ -23,7 +23,7 @@ from creatormesh.viral_scoring.v1 import viral_scoring_pb2_grpc
 from .vllm_fixture import vllm_server  # noqa: F401  (session fixture: a real vLLM CPU server)
 
 #: the first 400 shipped videos, a few epochs: seconds on one thread
-SMALL = TrainConfig(max_records=400, epochs=6, patience=6, progress=False)
+SMALL = TrainConfig(max_records=400, epochs=6, patience=6, restarts=1, progress=False)
 
 
 @pytest.fixture(scope="module", autouse=True)

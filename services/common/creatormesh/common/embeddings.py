@@ -39,9 +39,16 @@ class TextEmbedder:
     On a small or busy machine 1 is much faster than the default (one per core): with the cores
     oversubscribed, every parallel region waits for a descheduled thread (measured here: 1.4 s instead of
     0.13 s for a short transcript on 2 busy cores).
+
+    Texts are embedded in batches of similar token length (within 10 %, at most ``batch_size``): on a CPU,
+    big or ragged batches are slower per text (measured here, one thread: 64 video texts of 30-256 tokens
+    took 4.6 s one at a time, 7.7 s in batches of 16 and 4.3 s bucketed; 16 scripts of ~50 tokens 515 ms,
+    259 ms and 307 ms). On a GPU raise ``batch_size``.
     """
 
-    def __init__(self, model_path: str | Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, *, threads: int | None = None, batch_size: int = 16
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -55,6 +62,8 @@ class TextEmbedder:
             raise FileNotFoundError(f"sentence-transformers model directory not found: {path}")
         self.model_path = path
         self.name = path.name if model_path is not None else DEFAULT_MODEL_NAME
+        self.batch_size = batch_size
+        self.quantized = False
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.dimension = int(self._model.get_embedding_dimension() or EMBEDDING_DIM)
         self._lock = threading.Lock()
@@ -62,13 +71,52 @@ class TextEmbedder:
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embeddings of ``texts`` as a float32 array (len(texts), dimension), each row of unit length
         (an empty text gives the model's embedding of the empty string)."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return out
         with self._lock:
-            vectors = self._model.encode(
-                list(texts), batch_size=32, show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True
+            for group in self._buckets(texts):
+                out[group] = self._model.encode(
+                    [texts[i] for i in group],
+                    batch_size=len(group),
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                )
+        return out
+
+    def _buckets(self, texts: Sequence[str], ratio: float = 1.1) -> list[list[int]]:
+        """Indices of ``texts`` grouped by token length: each group within ``ratio`` of its shortest text."""
+        limit = self._model.max_seq_length
+        lengths = [
+            len(ids) for ids in self._model.tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+        ]
+        groups: list[list[int]] = []
+        for i in sorted(range(len(texts)), key=lengths.__getitem__):
+            if groups and len(groups[-1]) < self.batch_size and lengths[i] <= ratio * lengths[groups[-1][0]]:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
+
+    def int8(self) -> TextEmbedder:
+        """A copy whose Linear layers are dynamically quantised to int8 (CPU): faster, slightly different
+        vectors (measured here: cosine 0.92 on average to the float ones, 0.81 at worst, 1.35x faster)."""
+        import copy
+        import warnings
+
+        import torch
+
+        clone = copy.copy(self)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's deprecation notices
+            clone._model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                copy.deepcopy(self._model), {torch.nn.Linear}, dtype=torch.qint8
             )
-        return np.asarray(vectors, dtype=np.float32)
+        clone._lock = threading.Lock()
+        clone.quantized = True
+        clone.name = f"{self.name}-int8"
+        return clone
 
 
 @functools.cache

@@ -73,6 +73,7 @@ class ViralScoringService(Service):
             TrendWindow(s.trend_window_hours * 3600),
             top_fraction=s.top_fraction,
             media=s.media_features,
+            embed_int8=embedder.int8().embed,
         )
         self.labels = LabelLog(self.runtime.redis(), s.redis_prefix)
         if s.lm_base_url:

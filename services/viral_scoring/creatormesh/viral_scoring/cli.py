@@ -35,7 +35,7 @@ def _scorer(model_dir: Path | None) -> Any:
     embedder = TextEmbedder(s.embedder_path or None)
     rules = SafetyRules.load(Path(s.safety_rules_path) if s.safety_rules_path else None)
     ckpt = checkpoint.load(model_dir or Path(s.model_path))
-    return Scorer(ckpt, rules, embedder.embed, top_fraction=s.top_fraction)
+    return Scorer(ckpt, rules, embedder.embed, top_fraction=s.top_fraction, embed_int8=embedder.int8().embed)
 
 
 @app.command()

@@ -3,6 +3,7 @@ full, quantised and light models and simple baselines, content-only and with beh
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from creatormesh.viral_scoring.baselines import (
     mean_baseline,
     ridge_cv,
 )
+from creatormesh.viral_scoring.features import FeatureBatch
 from creatormesh.viral_scoring.labels import SUBSCORES
 from creatormesh.viral_scoring.model import predict, quantize
 from creatormesh.viral_scoring.prepare_data import Prepared, channel_bucket
@@ -40,9 +42,17 @@ def _keys(prep: Prepared, idx: NDArray[np.int64]) -> list[tuple[int | None, int 
 
 
 def evaluate(
-    prep: Prepared, train_idx: NDArray[np.int64], test_idx: NDArray[np.int64], full: nn.Module, light: nn.Module
+    prep: Prepared,
+    train_idx: NDArray[np.int64],
+    test_idx: NDArray[np.int64],
+    full: nn.Module,
+    light: nn.Module,
+    int8_embedding: NDArray[np.float32] | None = None,
 ) -> dict[str, Any]:
-    """{"settings": {setting: {model: {mse, spearman, samples}}}, "subscores": {...}} on ``test_idx``."""
+    """{"settings": {setting: {model: {mse, spearman, samples}}}, "subscores": {...}} on ``test_idx``.
+
+    The int8 row is the int8 model on ``int8_embedding`` (the test items embedded by the int8 sentence encoder,
+    what QUANTIZED mode serves), or on the float embeddings when none is given."""
     y_tr, y_te = prep.labels.y[train_idx], prep.labels.y[test_idx]
     test = prep.features.select(test_idx)
     train = prep.features.select(train_idx)
@@ -62,7 +72,7 @@ def evaluate(
             ),
             "light model": metrics(predict(light, batch)[0], y_te),
             "full model": metrics(predict(full, batch)[0], y_te),
-            "full model, int8": metrics(predict(quantised, batch)[0], y_te),
+            "full model, int8": metrics(predict(quantised, int8_batch(batch, int8_embedding))[0], y_te),
         }
         out["settings"][setting] = rows
     _, sub = predict(full, test)
@@ -71,6 +81,10 @@ def evaluate(
         known = ~np.isnan(proxies[:, j])
         out["subscores"][name] = {"spearman": spearman(sub[known, j], proxies[known, j]), "samples": int(known.sum())}
     return out
+
+
+def int8_batch(batch: FeatureBatch, embedding: NDArray[np.float32] | None) -> FeatureBatch:
+    return batch if embedding is None else replace(batch, embedding=embedding)
 
 
 def format_report(report: dict[str, Any]) -> str:

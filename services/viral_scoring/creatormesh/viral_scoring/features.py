@@ -93,9 +93,10 @@ class FeatureBatch:
 
 
 def embedding_text(item: Item) -> str:
-    """What the sentence embedding reads: title, tags and the start of the transcript/description."""
-    body = (item.transcript or item.description)[:600]
-    tags = ", ".join(item.tags[:20])
+    """What the sentence embedding reads: title, tags and the start of the transcript/description (~100 tokens:
+    the embedding is most of the cost of scoring, and grows with the text)."""
+    body = (item.transcript or item.description)[:300]
+    tags = ", ".join(item.tags[:10])
     return "\n".join(p for p in (item.title, tags, body) if p)
 
 

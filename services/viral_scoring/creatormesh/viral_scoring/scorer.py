@@ -57,11 +57,15 @@ class Scorer:
         *,
         top_fraction: float = 0.25,
         media: bool = True,
+        embed_int8: Embed | None = None,
     ) -> None:
+        """``embed_int8`` (an int8-quantised sentence encoder) serves QUANTIZED mode together with the int8
+        model; without it QUANTIZED uses ``embed``."""
         self.checkpoint = checkpoint
         self.quantized = quantize(checkpoint.full)
         self.rules = rules
         self.embed = embed
+        self.embed_int8 = embed_int8 or embed
         self.trends = trends or TrendWindow()
         self.top_fraction = top_fraction
         self.media = media
@@ -70,8 +74,8 @@ class Scorer:
     def version(self) -> str:
         return self.checkpoint.version
 
-    def features(self, items: Sequence[Item], *, embed: bool) -> FeatureBatch:
-        return featurize(items, embed=self.embed if embed else None, trends=self.trends.features, media=self.media)
+    def features(self, items: Sequence[Item], *, embed: Embed | None) -> FeatureBatch:
+        return featurize(items, embed=embed, trends=self.trends.features, media=self.media)
 
     def score(
         self, items: Sequence[Item], mode: Mode = Mode.TWO_STAGE, top_fraction: float | None = None
@@ -80,16 +84,17 @@ class Scorer:
         if not items:
             return []
         if mode == Mode.LIGHT:
-            return self._scores(items, self.features(items, embed=False), Stage.LIGHT)
-        if mode in (Mode.FULL, Mode.QUANTIZED):
-            stage = Stage.FULL if mode == Mode.FULL else Stage.QUANTIZED
-            return self._scores(items, self.features(items, embed=True), stage)
+            return self._scores(items, self.features(items, embed=None), Stage.LIGHT)
+        if mode == Mode.FULL:
+            return self._scores(items, self.features(items, embed=self.embed), Stage.FULL)
+        if mode == Mode.QUANTIZED:
+            return self._scores(items, self.features(items, embed=self.embed_int8), Stage.QUANTIZED)
         return self._two_stage(items, self.top_fraction if top_fraction is None else top_fraction)
 
     def _two_stage(self, items: Sequence[Item], fraction: float) -> list[Score]:
         """The light model scores everything without sentence embeddings; the top ceil(fraction * n) by light V
         get embedded and re-scored by the full model."""
-        cheap = self.features(items, embed=False)
+        cheap = self.features(items, embed=None)
         light = self._scores(items, cheap, Stage.LIGHT)
         k = min(len(items), max(1, math.ceil(fraction * len(items))))
         top = np.argsort([-s.v_unpenalized for s in light], kind="stable")[:k]

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -20,14 +20,15 @@ from torch import Tensor, nn
 from torch.nn import functional
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from creatormesh.common.embeddings import TextEmbedder, embedder_key
+from creatormesh.common.embeddings import TextEmbedder, default_embedder, embedder_key
 from creatormesh.viral_scoring import checkpoint
 from creatormesh.viral_scoring.data import DEFAULT_DATA_DIR
-from creatormesh.viral_scoring.features import MODALITIES, FeatureBatch
+from creatormesh.viral_scoring.features import MODALITIES, FeatureBatch, embedding_text
 from creatormesh.viral_scoring.model import LightModel, ModelConfig, ViralModel, parameter_count, predict, tensors
 from creatormesh.viral_scoring.prepare_data import DEFAULT_TEXT_CACHE, Prepared, prepare, split_by_channel
 
 BEHAVIOURAL = MODALITIES.index("behavioural")
+M = TypeVar("M", ViralModel, LightModel)
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,12 @@ class TrainConfig:
     dropout: float = 0.3
     rank_weight: float = 0.05
     aux_weight: float = 0.5
-    behaviour_dropout: float = 0.5
+    behaviour_dropout: float = 0.3
     test_fraction: float = 0.2
     val_fraction: float = 0.15
     patience: int = 20
+    restarts: int = 3
+    threads: int = 1  # torch threads while training: results are reproducible run to run (and seconds apart)
     seed: int = 0
     max_records: int | None = None
     progress: bool = True
@@ -145,6 +148,30 @@ def fit(
     }
 
 
+def best_of(
+    build: type[M],
+    config: ModelConfig,
+    prep: Prepared,
+    train_idx: NDArray[np.int64],
+    val_idx: NDArray[np.int64],
+    cfg: TrainConfig,
+    name: str,
+) -> tuple[M, dict[str, Any]]:
+    """Train ``cfg.restarts`` models from different seeds and keep the best on validation (small data makes one
+    run's result depend on its initialisation)."""
+    best: tuple[M, dict[str, Any]] | None = None
+    for r in range(cfg.restarts):
+        torch.manual_seed(cfg.seed + 1000 * r)
+        model = build(config)
+        result = fit(
+            model, prep, train_idx, val_idx, replace(cfg, seed=cfg.seed + 1000 * r), f"{name} {r + 1}/{cfg.restarts}"
+        )
+        if best is None or result["val_mse"] < best[1]["val_mse"]:
+            best = (model, {**result, "restart": r})
+    assert best is not None
+    return best
+
+
 def model_config(prep: Prepared, cfg: TrainConfig) -> ModelConfig:
     f = prep.features
     return ModelConfig(
@@ -167,18 +194,35 @@ def train(
     text_cache: Path | None = DEFAULT_TEXT_CACHE,
 ) -> dict[str, Any]:
     """Train both models, evaluate them on the channel-grouped held-out split, save the checkpoint; the metadata."""
-    from creatormesh.viral_scoring.evaluate import evaluate
-
     started = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train(data_dir, out_dir, cfg, embedder, text_cache, started)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    embedder: TextEmbedder | None,
+    text_cache: Path | None,
+    started: float,
+) -> dict[str, Any]:
+    from creatormesh.viral_scoring.evaluate import evaluate  # evaluate imports this module
+
     torch.manual_seed(cfg.seed)
     prep = prepare(data_dir, embedder, text_cache=text_cache, max_records=cfg.max_records)
     rest, test_idx = split_by_channel(prep.channels, cfg.test_fraction, cfg.seed)
     train_idx, val_idx = split_by_channel(prep.channels, cfg.val_fraction, cfg.seed + 1, exclude=rest)
     config = model_config(prep, cfg)
-    full, light = ViralModel(config), LightModel(config)
-    full_fit = fit(full, prep, train_idx, val_idx, cfg, "full")
-    light_fit = fit(light, prep, train_idx, val_idx, cfg, "light")
-    report = evaluate(prep, np.concatenate([train_idx, val_idx]), test_idx, full, light)
+    full, full_fit = best_of(ViralModel, config, prep, train_idx, val_idx, cfg, "full")
+    light, light_fit = best_of(LightModel, config, prep, train_idx, val_idx, cfg, "light")
+    int8_encoder = (embedder or default_embedder()).int8()
+    int8_embedding = int8_encoder.embed([embedding_text(prep.records[i].item) for i in test_idx])
+    report = evaluate(prep, np.concatenate([train_idx, val_idx]), test_idx, full, light, int8_embedding)
     coef = full.head.coefficients().detach().numpy()
     metadata: dict[str, Any] = {
         "version": f"vs-{datetime.now(UTC):%Y%m%d}-{checkpoint.weights_version(full)}",
