@@ -76,6 +76,17 @@ async def test_media_modalities_come_from_real_files(viral: Any, tmp_path: Path)
     assert {pb.MODALITY_VISUAL, pb.MODALITY_AUDIO} <= set(reply.score.modalities)
 
 
+async def test_a_configured_keyframe_encoder_is_loaded_and_used(start_service: Any, tmp_path: Path) -> None:
+    from creatormesh.viral_scoring.visual import build_tiny_clip
+
+    stub, service = await start_service(keyframe_encoder_path=str(build_tiny_clip(tmp_path / "clip")))
+    assert service.scorer.keyframe_encoder is not None
+    video = make_video(tmp_path / "clip.mp4", seconds=1.0, with_audio=False)
+    request = pb.ScoreRequest(item=item(9, media=pb.MediaRefs(video_uri=str(video))))
+    reply = await stub.Score(request)
+    assert pb.MODALITY_VISUAL in reply.score.modalities and pb.MODALITY_AUDIO not in reply.score.modalities
+
+
 async def test_two_stage_rescores_the_top_fraction_with_the_full_model(viral: Any) -> None:
     stub, _ = viral
     items = [

@@ -56,3 +56,17 @@ def test_pairwise_rank_loss_prefers_the_right_order() -> None:
     wrong = pairwise_rank_loss(torch.tensor([-2.0, 2.0, 0.0]), y)
     assert float(right) < float(wrong)
     assert float(pairwise_rank_loss(torch.zeros(3), torch.full((3,), 0.5))) == pytest.approx(0.0)
+
+
+def test_a_checkpoint_for_other_features_is_refused_with_the_reason(trained_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = shutil.copytree(trained_model, tmp_path / "old")
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["config"]["visual_dim"] = 15
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    assert checkpoint.mismatch(trained_model) == ""
+    with pytest.raises(ValueError, match="visual_dim 15 != "):
+        checkpoint.load(copy)
+    with pytest.raises(FileNotFoundError, match="viral_scoring train"):
+        checkpoint.load(tmp_path / "none")

@@ -164,3 +164,23 @@ def test_keyframe_encoder_rejects_other_models(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="neither CLIP nor ViT"):
         KeyframeEncoder.load(tmp_path)
+
+
+def test_a_configured_keyframe_encoder_fills_the_encoder_part_of_the_visual_input(tmp_path: Path) -> None:
+    from creatormesh.viral_scoring.features import VISUAL_DIM as INPUT_DIM
+    from creatormesh.viral_scoring.features import featurize
+    from creatormesh.viral_scoring.items import Item, Media
+    from creatormesh.viral_scoring.visual import ENCODER_DIM, keyframe_embedding
+
+    encoder = KeyframeEncoder.load(build_tiny_clip(tmp_path / "clip"))
+    video = make_video(tmp_path / "v.mp4", seconds=1.0, with_audio=False)
+    embedded = keyframe_embedding(encoder, video)
+    assert embedded is not None and embedded.shape == (ENCODER_DIM,) and np.isfinite(embedded).all()
+    assert keyframe_embedding(encoder) is None
+    item = Item("x", title="t", media=Media(video=video))
+    plain = featurize([item], embed=None, media=True)
+    encoded = featurize([item], embed=None, media=True, keyframe_encoder=encoder)
+    assert plain.visual.shape == encoded.visual.shape == (1, INPUT_DIM)
+    np.testing.assert_array_equal(plain.visual[0, :VISUAL_DIM], encoded.visual[0, :VISUAL_DIM])
+    assert not plain.visual[0, VISUAL_DIM:].any()
+    np.testing.assert_allclose(encoded.visual[0, VISUAL_DIM:], embedded, rtol=1e-5)

@@ -33,6 +33,7 @@ from creatormesh.viral_scoring.settings import ViralScoringSettings
 from creatormesh.viral_scoring.trends import TrendWindow
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2 as pb
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2_grpc
+from creatormesh.viral_scoring.visual import KeyframeEncoder
 
 log = logging.getLogger("creatormesh.viral_scoring")
 FULL_NAME = pb.DESCRIPTOR.services_by_name["ViralScoringService"].full_name
@@ -66,6 +67,9 @@ class ViralScoringService(Service):
         ckpt = await asyncio.to_thread(checkpoint.load, Path(s.model_path))
         embedder = await asyncio.to_thread(TextEmbedder, s.embedder_path or None, threads=s.torch_threads)
         rules = SafetyRules.load(Path(s.safety_rules_path) if s.safety_rules_path else None)
+        encoder = None
+        if s.keyframe_encoder_path:
+            encoder = await asyncio.to_thread(KeyframeEncoder.load, Path(s.keyframe_encoder_path))
         self.scorer = Scorer(
             ckpt,
             rules,
@@ -74,6 +78,7 @@ class ViralScoringService(Service):
             top_fraction=s.top_fraction,
             media=s.media_features,
             embed_int8=embedder.int8().embed,
+            keyframe_encoder=encoder,
         )
         self.labels = LabelLog(self.runtime.redis(), s.redis_prefix)
         if s.lm_base_url:

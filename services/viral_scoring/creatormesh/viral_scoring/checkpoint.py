@@ -49,12 +49,46 @@ def save(out_dir: Path, full: ViralModel, light: LightModel, metadata: dict[str,
     return out_dir
 
 
-def load(model_dir: Path) -> Checkpoint:
-    """FileNotFoundError when the directory is not a complete checkpoint."""
+def feature_dims() -> dict[str, int]:
+    """The input widths today's feature code produces (a checkpoint must have been trained on the same)."""
+    from creatormesh.viral_scoring.features import (
+        AUDIO_DIM,
+        BEHAVIOUR_NAMES,
+        EMBEDDING_DIM,
+        STAT_NAMES,
+        TEMPORAL_NAMES,
+        VISUAL_DIM,
+    )
+
+    return {
+        "embedding_dim": EMBEDDING_DIM,
+        "stats_dim": len(STAT_NAMES),
+        "visual_dim": VISUAL_DIM,
+        "audio_dim": AUDIO_DIM,
+        "behavioural_dim": len(BEHAVIOUR_NAMES),
+        "temporal_dim": len(TEMPORAL_NAMES),
+    }
+
+
+def mismatch(model_dir: Path) -> str:
+    """Why the checkpoint in ``model_dir`` can't be used with today's features ("" when it can)."""
     meta_path = model_dir / METADATA
     if not meta_path.is_file():
-        raise FileNotFoundError(f"no viral_scoring checkpoint in {model_dir} (run `creatormesh viral_scoring train`)")
-    metadata = json.loads(meta_path.read_text())
+        return f"no viral_scoring checkpoint in {model_dir} (run `creatormesh viral_scoring train`)"
+    config = json.loads(meta_path.read_text()).get("config", {})
+    wrong = [f"{k} {config.get(k)} != {v}" for k, v in feature_dims().items() if config.get(k) != v]
+    return f"{model_dir} was trained on other features ({', '.join(wrong)}): retrain it" if wrong else ""
+
+
+def load(model_dir: Path) -> Checkpoint:
+    """FileNotFoundError when the directory is not a complete checkpoint; ValueError when it was trained on
+    features of another shape."""
+    problem = mismatch(model_dir)
+    if problem.startswith("no viral_scoring checkpoint"):
+        raise FileNotFoundError(problem)
+    if problem:
+        raise ValueError(problem)
+    metadata = json.loads((model_dir / METADATA).read_text())
     config = ModelConfig(**metadata["config"])
     full, light = ViralModel(config), LightModel(config)
     full.load_state_dict(load_file(str(model_dir / FULL)))

@@ -45,7 +45,8 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epoch budget (early stopping on validation MSE).")] = 80,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-3,
     dim: Annotated[int, typer.Option(help="Token width of the full model.")] = 32,
-    seed: Annotated[int, typer.Option(help="Random seed (also picks the channel split).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the channel split.")] = 0,
+    init_seed: Annotated[int, typer.Option(help="Seed of the model initialisation and batch order.")] = 0,
     max_records: Annotated[int | None, typer.Option(help="Use only the first N videos (fast runs).")] = None,
 ) -> None:
     """Train the full and light models, evaluate them on the channel-grouped held-out split, save a checkpoint."""
@@ -54,7 +55,11 @@ def train(
     from creatormesh.viral_scoring.train import train as run
 
     out = model_dir or Path(_settings().model_path)
-    meta = run(data_dir, out, TrainConfig(epochs=epochs, lr=lr, dim=dim, seed=seed, max_records=max_records))
+    meta = run(
+        data_dir,
+        out,
+        TrainConfig(epochs=epochs, lr=lr, dim=dim, seed=seed, init_seed=init_seed, max_records=max_records),
+    )
     typer.echo(f"{meta['version']} → {out} in {meta['seconds']:.0f} s")
     typer.echo(f"coefficients: {json.dumps({k: round(v, 3) for k, v in meta['coefficients'].items()})}")
     typer.echo(format_report(meta["evaluation"]))

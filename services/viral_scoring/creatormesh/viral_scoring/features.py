@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +15,9 @@ from numpy.typing import NDArray
 from creatormesh.viral_scoring.items import Behaviour, Item
 from creatormesh.viral_scoring.text_features import TEXT_STAT_NAMES, text_stats
 from creatormesh.viral_scoring.trends import TREND_NAMES, strength_features
+
+if TYPE_CHECKING:
+    from creatormesh.viral_scoring.visual import KeyframeEncoder
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +53,12 @@ TrendLookup = Callable[[Sequence[str], str], NDArray[np.float32]]
 
 def _import_media() -> tuple[int, int]:
     from creatormesh.viral_scoring.audio import AUDIO_DIM
-    from creatormesh.viral_scoring.visual import VISUAL_DIM
+    from creatormesh.viral_scoring.visual import ENCODER_DIM, VISUAL_DIM
 
-    return VISUAL_DIM, AUDIO_DIM
+    return VISUAL_DIM + ENCODER_DIM, AUDIO_DIM
 
 
+#: the visual input: frame measurements, then the (projected) key-frame encoder embedding, zeros without one
 VISUAL_DIM, AUDIO_DIM = _import_media()
 
 
@@ -148,14 +153,21 @@ def temporal_vector(published: datetime | None, trend: NDArray[np.float32]) -> N
     return np.concatenate([np.asarray(clock, dtype=np.float32), trend])
 
 
-def media_vectors(item: Item) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None]:
-    """Key-frame/video measurements and audio features, None where the item has no such media."""
+def media_vectors(
+    item: Item, encoder: KeyframeEncoder | None = None
+) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None]:
+    """Key-frame/video measurements (+ the key-frame encoder's embedding when one is configured) and audio
+    features, None where the item has no such media."""
     visual = audio = None
     media = item.media
     if media.video is not None or media.keyframes:
-        from creatormesh.viral_scoring.visual import visual_features
+        from creatormesh.viral_scoring.visual import ENCODER_DIM, keyframe_embedding, visual_features
 
-        visual = visual_features(media.video, media.keyframes)
+        measured = visual_features(media.video, media.keyframes)
+        if measured is not None:
+            embedded = keyframe_embedding(encoder, media.video, media.keyframes) if encoder is not None else None
+            extra = embedded if embedded is not None else np.zeros(ENCODER_DIM, dtype=np.float32)
+            visual = np.concatenate([measured, extra])
     source = media.audio or media.video
     if source is not None:
         from creatormesh.viral_scoring.audio import audio_features
@@ -171,6 +183,7 @@ def featurize(
     trends: TrendLookup | None = None,
     trend_features: Sequence[NDArray[np.float32]] | None = None,
     media: bool = True,
+    keyframe_encoder: KeyframeEncoder | None = None,
 ) -> FeatureBatch:
     """Features of ``items``. ``embed`` None skips the sentence embedding (the light model does not use it).
 
@@ -195,7 +208,7 @@ def featurize(
         temporal[i] = temporal_vector(item.publish_time, trend)
         mask[i, 4] = item.publish_time is not None or bool(item.tags)
         if media:
-            v, a = media_vectors(item)
+            v, a = media_vectors(item, keyframe_encoder)
             if v is not None:
                 visual[i], mask[i, 1] = v, True
             if a is not None:

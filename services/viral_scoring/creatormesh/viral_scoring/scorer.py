@@ -16,6 +16,7 @@ from creatormesh.viral_scoring.items import Item
 from creatormesh.viral_scoring.model import predict, quantize
 from creatormesh.viral_scoring.safety import SafetyRules, SafetyVerdict
 from creatormesh.viral_scoring.trends import TrendWindow
+from creatormesh.viral_scoring.visual import KeyframeEncoder
 
 LIGHT_MODALITIES = ("text", "behavioural", "temporal")
 
@@ -58,6 +59,7 @@ class Scorer:
         top_fraction: float = 0.25,
         media: bool = True,
         embed_int8: Embed | None = None,
+        keyframe_encoder: KeyframeEncoder | None = None,
     ) -> None:
         """``embed_int8`` (an int8-quantised sentence encoder) serves QUANTIZED mode together with the int8
         model; without it QUANTIZED uses ``embed``."""
@@ -66,6 +68,7 @@ class Scorer:
         self.rules = rules
         self.embed = embed
         self.embed_int8 = embed_int8 or embed
+        self.keyframe_encoder = keyframe_encoder
         self.trends = trends or TrendWindow()
         self.top_fraction = top_fraction
         self.media = media
@@ -75,7 +78,9 @@ class Scorer:
         return self.checkpoint.version
 
     def features(self, items: Sequence[Item], *, embed: Embed | None) -> FeatureBatch:
-        return featurize(items, embed=embed, trends=self.trends.features, media=self.media)
+        return featurize(
+            items, embed=embed, trends=self.trends.features, media=self.media, keyframe_encoder=self.keyframe_encoder
+        )
 
     def score(
         self, items: Sequence[Item], mode: Mode = Mode.TWO_STAGE, top_fraction: float | None = None

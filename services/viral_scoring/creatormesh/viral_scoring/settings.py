@@ -31,6 +31,9 @@ class ViralScoringSettings(SettingsBase):
         1.0, ge=0, description="Rerank: weight of V in log P + eta * V when a request sets none."
     )
     media_features: bool = Field(True, description="Read video/audio/key frames referenced by items (local files).")
+    keyframe_encoder_path: str = Field(
+        "", description="CLIP/ViT image encoder directory for key-frame embeddings (empty: frame measurements only)."
+    )
     lm_base_url: str = Field(
         "", description="OpenAI-compatible completions endpoint for Rerank with a prompt, e.g. http://vllm:8000/v1."
     )

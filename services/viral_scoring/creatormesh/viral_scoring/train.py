@@ -47,7 +47,8 @@ class TrainConfig:
     patience: int = 20
     restarts: int = 3
     threads: int = 1  # torch threads while training: results are reproducible run to run (and seconds apart)
-    seed: int = 0
+    seed: int = 0  # picks the channel split
+    init_seed: int = 0  # model initialisation and batch order
     max_records: int | None = None
     progress: bool = True
 
@@ -104,7 +105,7 @@ def fit(
     name: str,
 ) -> dict[str, Any]:
     """AdamW with early stopping on validation MSE (mean of content-only and with-behaviour)."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.init_seed)
     head: list[Tensor] = [p for name, p in model.named_parameters() if name.startswith("head.")]
     rest: list[Tensor] = [p for name, p in model.named_parameters() if not name.startswith("head.")]
     groups: list[dict[str, Any]] = [{"params": rest}, {"params": head, "lr": cfg.lr * 10.0, "weight_decay": 0.0}]
@@ -161,10 +162,15 @@ def best_of(
     run's result depend on its initialisation)."""
     best: tuple[M, dict[str, Any]] | None = None
     for r in range(cfg.restarts):
-        torch.manual_seed(cfg.seed + 1000 * r)
+        torch.manual_seed(cfg.init_seed + 1000 * r)
         model = build(config)
         result = fit(
-            model, prep, train_idx, val_idx, replace(cfg, seed=cfg.seed + 1000 * r), f"{name} {r + 1}/{cfg.restarts}"
+            model,
+            prep,
+            train_idx,
+            val_idx,
+            replace(cfg, init_seed=cfg.init_seed + 1000 * r),
+            f"{name} {r + 1}/{cfg.restarts}",
         )
         if best is None or result["val_mse"] < best[1]["val_mse"]:
             best = (model, {**result, "restart": r})
@@ -213,7 +219,7 @@ def _train(
 ) -> dict[str, Any]:
     from creatormesh.viral_scoring.evaluate import evaluate  # evaluate imports this module
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.init_seed)
     prep = prepare(data_dir, embedder, text_cache=text_cache, max_records=cfg.max_records)
     rest, test_idx = split_by_channel(prep.channels, cfg.test_fraction, cfg.seed)
     train_idx, val_idx = split_by_channel(prep.channels, cfg.val_fraction, cfg.seed + 1, exclude=rest)

@@ -345,6 +345,32 @@ class KeyframeEncoder:
         return np.asarray(emb.numpy(), dtype=np.float32)
 
 
+#: width of the key-frame encoder part of the model's visual input, whatever the encoder's own size
+ENCODER_DIM = 16
+
+
+@functools.cache
+def _projection(dim: int) -> np.ndarray:
+    """A fixed random projection dim -> ENCODER_DIM (Johnson-Lindenstrauss: distances kept up to a small factor),
+    the same in every process, so the model's input width does not depend on which encoder is configured."""
+    rng = np.random.default_rng(20261203)
+    return np.asarray(rng.normal(size=(dim, ENCODER_DIM)) / np.sqrt(ENCODER_DIM), dtype=np.float32)
+
+
+def keyframe_embedding(
+    encoder: KeyframeEncoder, video: Path | None = None, keyframes: Sequence[bytes | Path] = (), *, frames: int = 4
+) -> np.ndarray | None:
+    """float32 [ENCODER_DIM]: the mean encoder embedding of up to ``frames`` frames picked uniformly from the video
+    (or the key frames), projected to ENCODER_DIM; None when there is nothing usable."""
+    decoded = _decode_video(video) if video is not None else None
+    images = decoded[0] if decoded is not None else _decode_keyframes(keyframes)
+    if not images or encoder.dim == 0:
+        return None
+    mean = encoder.encode(_pick(images, frames)).mean(axis=0)
+    mean /= max(float(np.linalg.norm(mean)), 1e-8)
+    return np.asarray(mean @ _projection(encoder.dim), dtype=np.float32)
+
+
 def build_tiny_clip(out_dir: Path) -> Path:
     """Save a tiny randomly initialised CLIP vision model and its preprocessor config (no download), for tests."""
     import torch
