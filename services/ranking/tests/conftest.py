@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from creatormesh.ranking.data import DEFAULT_DATA_DIR
 from creatormesh.ranking.train import TrainConfig, train
@@ -16,11 +14,8 @@ SMALL = TrainConfig(max_users=40, epochs=10, dim=16, batch_size=128, progress=Fa
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def one_thread(one_torch_thread: None) -> None:
+    """Every test module runs torch on one thread (the kit's fixture)."""
 
 
 @pytest.fixture(scope="session")

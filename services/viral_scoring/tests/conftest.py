@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import torch
 
 from creatormesh.common import client
 from creatormesh.common.server import Server, build_runtime
@@ -27,11 +26,8 @@ SMALL = TrainConfig(max_records=400, epochs=6, patience=6, restarts=1, progress=
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def one_thread(one_torch_thread: None) -> None:
+    """Every test module runs torch on one thread (the kit's fixture)."""
 
 
 @pytest.fixture(scope="session")

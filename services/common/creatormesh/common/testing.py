@@ -1,5 +1,6 @@
 """Shared pytest fixtures for every service's tests (loaded with `-p creatormesh.common.testing`):
-the embedded broker, a real Redis (the machine's, or a private one), unique names, channel cleanup."""
+the embedded broker, a real Redis (the machine's, or a private one), unique names, channel cleanup, torch on
+one thread."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ async def close_channels() -> AsyncIterator[None]:
 
     yield
     await client.close_all()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch (MiniLM, the services' models) on one intra-op thread for a test module: much faster on a busy
+    2-core machine, and results don't depend on the thread count; restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
