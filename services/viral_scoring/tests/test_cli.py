@@ -85,3 +85,13 @@ def test_ab_report_compares_arms_from_a_log(tmp_path: Path) -> None:
     assert cells[-1] == "yes" and float(cells[4]) > float(cells[3]), result.output  # significant, B above A
     plays = next(row for row in result.output.splitlines() if row.startswith("plays_per_item")).split()
     assert plays[-1] == "no", result.output  # both arms got 20 views per item
+
+
+def test_evaluate_reruns_the_held_out_table_of_a_checkpoint(trained_model: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--model-dir", str(trained_model)])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((trained_model / "metadata.json").read_text())["evaluation"]["settings"]
+    line = next(row for row in result.output.split("with_behaviour")[1].splitlines() if "full model " in row)
+    mse, spearman = (float(x) for x in line.split()[2:4])
+    assert mse == pytest.approx(stored["with_behaviour"]["full model"]["mse"], abs=1e-4)
+    assert spearman == pytest.approx(stored["with_behaviour"]["full model"]["spearman"], abs=1e-3)

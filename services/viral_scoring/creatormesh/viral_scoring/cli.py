@@ -66,15 +66,21 @@ def train(
 
 
 @app.command()
-def evaluate(model_dir: ModelDir = None) -> None:
-    """Print the held-out table recorded with a checkpoint (train writes it; the split is grouped by channel)."""
-    from creatormesh.viral_scoring import checkpoint
-    from creatormesh.viral_scoring.evaluate import format_report
+def evaluate(
+    model_dir: ModelDir = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data to evaluate on (default: what the checkpoint was trained on).")
+    ] = None,
+) -> None:
+    """Re-run the held-out evaluation of a checkpoint (split grouped by channel, with the seeds it was trained
+    with): MSE and Spearman of every model and baseline, content only and with behaviour."""
+    from creatormesh.viral_scoring.evaluate import evaluate_checkpoint, format_report
 
-    ckpt = checkpoint.load(model_dir or Path(_settings().model_path))
-    meta = ckpt.metadata
-    typer.echo(f"{meta['version']}: {meta['train_samples']} training / {meta['test_samples']} held-out videos")
-    typer.echo(format_report(meta["evaluation"]))
+    path = model_dir or Path(_settings().model_path)
+    report = evaluate_checkpoint(path, data_dir)
+    n = report["settings"]["content_only"]["full model"]["samples"]
+    typer.echo(f"{path}: {n} held-out videos")
+    typer.echo(format_report(report))
 
 
 @app.command("score-csv")

@@ -4,6 +4,7 @@ full, quantised and light models and simple baselines, content-only and with beh
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ from numpy.typing import NDArray
 from scipy.stats import spearmanr
 from torch import nn
 
+from creatormesh.common.embeddings import TextEmbedder, default_embedder
+from creatormesh.viral_scoring import checkpoint
 from creatormesh.viral_scoring.baselines import (
     behaviour_matrix,
     category_hour_means,
@@ -18,10 +21,10 @@ from creatormesh.viral_scoring.baselines import (
     mean_baseline,
     ridge_cv,
 )
-from creatormesh.viral_scoring.features import FeatureBatch
+from creatormesh.viral_scoring.features import FeatureBatch, embedding_text
 from creatormesh.viral_scoring.labels import SUBSCORES
 from creatormesh.viral_scoring.model import predict, quantize
-from creatormesh.viral_scoring.prepare_data import Prepared, channel_bucket
+from creatormesh.viral_scoring.prepare_data import DEFAULT_TEXT_CACHE, Prepared, channel_bucket, prepare, splits
 
 SETTINGS = ("content_only", "with_behaviour")
 
@@ -81,6 +84,29 @@ def evaluate(
         known = ~np.isnan(proxies[:, j])
         out["subscores"][name] = {"spearman": spearman(sub[known, j], proxies[known, j]), "samples": int(known.sum())}
     return out
+
+
+def int8_embeddings(prep: Prepared, idx: NDArray[np.int64], embedder: TextEmbedder | None) -> NDArray[np.float32]:
+    """``idx``'s texts embedded by the int8 copy of the sentence encoder (what QUANTIZED mode serves)."""
+    encoder = (embedder or default_embedder()).int8()
+    return encoder.embed([embedding_text(prep.records[i].item) for i in idx])
+
+
+def evaluate_checkpoint(
+    model_dir: Path,
+    data_dir: Path | None = None,
+    embedder: TextEmbedder | None = None,
+    text_cache: Path | None = DEFAULT_TEXT_CACHE,
+) -> dict[str, Any]:
+    """Re-run the held-out evaluation of a saved checkpoint: its own data (or ``data_dir``, same layout) split
+    with the seeds and fractions it was trained with."""
+    ckpt = checkpoint.load(model_dir)
+    cfg = ckpt.metadata["train_config"]
+    source = Path(data_dir or ckpt.metadata["dataset"])
+    prep = prepare(source, embedder, text_cache=text_cache, max_records=cfg.get("max_records"))
+    train, val, test = splits(prep.channels, cfg["test_fraction"], cfg["val_fraction"], cfg["seed"])
+    rest = np.concatenate([train, val])
+    return evaluate(prep, rest, test, ckpt.full, ckpt.light, int8_embeddings(prep, test, embedder))
 
 
 def int8_batch(batch: FeatureBatch, embedding: NDArray[np.float32] | None) -> FeatureBatch:

@@ -61,3 +61,12 @@ def split_by_channel(
     idx = np.arange(len(channels)) if exclude is None else exclude
     held = np.array([channel_bucket(channels[i], seed) < test_fraction for i in idx], dtype=bool)
     return idx[~held], idx[held]
+
+
+def splits(
+    channels: list[str], test_fraction: float, val_fraction: float, seed: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(train, validation, test) indices, each channel on one side: test first, then validation from the rest."""
+    rest, test = split_by_channel(channels, test_fraction, seed)
+    train, val = split_by_channel(channels, val_fraction, seed + 1, exclude=rest)
+    return train, val, test

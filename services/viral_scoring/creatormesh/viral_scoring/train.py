@@ -20,12 +20,13 @@ from torch import Tensor, nn
 from torch.nn import functional
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from creatormesh.common.embeddings import TextEmbedder, default_embedder, embedder_key
+from creatormesh.common.embeddings import TextEmbedder, embedder_key
 from creatormesh.viral_scoring import checkpoint
 from creatormesh.viral_scoring.data import DEFAULT_DATA_DIR
-from creatormesh.viral_scoring.features import MODALITIES, FeatureBatch, embedding_text
+from creatormesh.viral_scoring.evaluate import evaluate, int8_embeddings
+from creatormesh.viral_scoring.features import MODALITIES, FeatureBatch
 from creatormesh.viral_scoring.model import LightModel, ModelConfig, ViralModel, parameter_count, predict, tensors
-from creatormesh.viral_scoring.prepare_data import DEFAULT_TEXT_CACHE, Prepared, prepare, split_by_channel
+from creatormesh.viral_scoring.prepare_data import DEFAULT_TEXT_CACHE, Prepared, prepare, splits
 
 BEHAVIOURAL = MODALITIES.index("behavioural")
 M = TypeVar("M", ViralModel, LightModel)
@@ -217,17 +218,13 @@ def _train(
     text_cache: Path | None,
     started: float,
 ) -> dict[str, Any]:
-    from creatormesh.viral_scoring.evaluate import evaluate  # evaluate imports this module
-
     torch.manual_seed(cfg.init_seed)
     prep = prepare(data_dir, embedder, text_cache=text_cache, max_records=cfg.max_records)
-    rest, test_idx = split_by_channel(prep.channels, cfg.test_fraction, cfg.seed)
-    train_idx, val_idx = split_by_channel(prep.channels, cfg.val_fraction, cfg.seed + 1, exclude=rest)
+    train_idx, val_idx, test_idx = splits(prep.channels, cfg.test_fraction, cfg.val_fraction, cfg.seed)
     config = model_config(prep, cfg)
     full, full_fit = best_of(ViralModel, config, prep, train_idx, val_idx, cfg, "full")
     light, light_fit = best_of(LightModel, config, prep, train_idx, val_idx, cfg, "light")
-    int8_encoder = (embedder or default_embedder()).int8()
-    int8_embedding = int8_encoder.embed([embedding_text(prep.records[i].item) for i in test_idx])
+    int8_embedding = int8_embeddings(prep, test_idx, embedder)
     report = evaluate(prep, np.concatenate([train_idx, val_idx]), test_idx, full, light, int8_embedding)
     coef = full.head.coefficients().detach().numpy()
     metadata: dict[str, Any] = {
