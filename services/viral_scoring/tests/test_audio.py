@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from creatormesh.common.sample_media import make_audio, make_speech, make_video
 from creatormesh.viral_scoring.audio import AUDIO_DIM, AUDIO_NAMES, audio_features, decode_audio, pcm_features
-from creatormesh.viral_scoring.sample_media import make_audio, make_speech, make_video
 
 SPEECH = (
     "Stop scrolling! Did you know that three simple habits can change your mornings? "

@@ -12,11 +12,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from creatormesh.common import kafka_compat, topics
 from creatormesh.common.bus import EventBus
+from creatormesh.common.sample_media import make_video
 from creatormesh.common.settings import KitSettings
 from creatormesh.events.v1 import clips_pb2, interactions_pb2, videos_pb2
 from creatormesh.stream_clipper.v1 import stream_clipper_pb2
 from creatormesh.viral_scoring.label_log import LabelLog
-from creatormesh.viral_scoring.sample_media import make_video
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2 as pb
 
 

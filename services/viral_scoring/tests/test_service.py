@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 
 from creatormesh.common import grpc_errors
+from creatormesh.common.sample_media import make_video
 from creatormesh.viral_scoring.app import ViralScoringService
-from creatormesh.viral_scoring.sample_media import make_video
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ViralScoringService"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from creatormesh.viral_scoring.sample_media import make_image, make_video
+from creatormesh.common.sample_media import make_image, make_video
 from creatormesh.viral_scoring.visual import (
     VISUAL_DIM,
     VISUAL_NAMES,

@@ -71,7 +71,7 @@ AUDIO_DIM: int = len(AUDIO_NAMES)
 
 def decode_audio(path: Path, *, max_seconds: float = 60.0, sample_rate: int = 16000) -> np.ndarray | None:
     """Mono float32 PCM of the file's first audio stream, or None when it has none or cannot be decoded."""
-    from creatormesh.viral_scoring.sample_media import ffmpeg_exe
+    from creatormesh.common.sample_media import ffmpeg_exe
 
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), "-t", f"{max_seconds:.3f}"]
     cmd += ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]

@@ -15,9 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from creatormesh.common import client, kafka_compat, topics
 from creatormesh.common.demo import DemoContext
 from creatormesh.common.runtime.mesh import say
+from creatormesh.common.sample_media import make_video
 from creatormesh.events.v1 import clips_pb2
 from creatormesh.stream_clipper.v1 import stream_clipper_pb2
-from creatormesh.viral_scoring.sample_media import make_video
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2 as pb
 from creatormesh.viral_scoring.v1 import viral_scoring_pb2_grpc
 
