@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from creatormesh.common.sample_media import ffmpeg_exe
+from creatormesh.common.media import ffmpeg_exe
 
 SECONDS = 60.0
 BURSTS: tuple[tuple[float, float], ...] = ((10.0, 14.0), (40.0, 44.0))

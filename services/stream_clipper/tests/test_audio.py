@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from creatormesh.common.media import DecodeError
 from creatormesh.stream_clipper.audio import FLOOR_DB, decode_pcm, silences, window_rms
 
 SECONDS = 60.0
@@ -22,7 +23,7 @@ def test_decode_pcm_is_mono_float32_at_the_asked_rate(burst_wav: Path) -> None:
 
 
 def test_decode_pcm_of_a_missing_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="could not decode"):
+    with pytest.raises(DecodeError, match="could not decode"):
         decode_pcm(tmp_path / "nope.wav")
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from creatormesh.common.media import ffmpeg_exe
+
 CUT_SOURCES: tuple[str, ...] = ("testsrc2", "mandelbrot", "smptebars", "color=c=red", "rgbtestsrc", "color=c=blue")
 """lavfi video sources used in turn for the segments of a video with scene cuts."""
 
@@ -24,13 +26,6 @@ _ESPEAK_LOCK = threading.Lock()
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_CHARS_UTF8 = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped by imageio-ffmpeg."""
-    import imageio_ffmpeg  # type: ignore[import-untyped]
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def _run_ffmpeg(args: Sequence[str], stdin: bytes | None = None) -> None:

@@ -5,26 +5,14 @@ RMS values are in dBFS (0 dBFS = RMS of a full-scale sine, AES17; digital silenc
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import numpy as np
 
-from creatormesh.common.sample_media import ffmpeg_exe
+from creatormesh.common.media import decode_pcm
+
+__all__ = ["FLOOR_DB", "decode_pcm", "silences", "window_rms"]
 
 FLOOR_DB = -120.0
 """dBFS given to windows of digital silence (log of zero)."""
-
-
-def decode_pcm(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
-    """Mono float32 samples in [-1, 1) of any audio/video file, resampled to `sample_rate`."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path)]
-    cmd += ["-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not decode {path}: {proc.stderr.decode(errors='replace')[-400:]}")
-    pcm = np.frombuffer(proc.stdout, dtype="<i2")
-    return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
 
 
 def window_rms(samples: np.ndarray, sample_rate: int, window_s: float = 1.0, hop_s: float = 0.5) -> np.ndarray:

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from creatormesh.common.sample_media import ffmpeg_exe
+from creatormesh.common.media import ffmpeg_exe
 
 _SCD_TIME = re.compile(r"lavfi\.scd\.time:\s*([0-9]+(?:\.[0-9]+)?)")
 

@@ -31,7 +31,6 @@ per process (scipy + numba); a warm 15 s clip takes ~0.2-0.6 s here.
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -71,20 +70,13 @@ AUDIO_DIM: int = len(AUDIO_NAMES)
 
 def decode_audio(path: Path, *, max_seconds: float = 60.0, sample_rate: int = 16000) -> np.ndarray | None:
     """Mono float32 PCM of the file's first audio stream, or None when it has none or cannot be decoded."""
-    from creatormesh.common.sample_media import ffmpeg_exe
+    from creatormesh.common.media import DecodeError, decode_pcm
 
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), "-t", f"{max_seconds:.3f}"]
-    cmd += ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("audio decode of %s failed: %s", path, exc)
+        return decode_pcm(path, sample_rate, max_seconds=max_seconds, timeout=120)
+    except DecodeError as exc:
+        log.warning("no decodable audio: %s", exc)
         return None
-    if proc.returncode != 0:
-        log.warning("no decodable audio in %s: %s", path, proc.stderr.decode(errors="replace").strip()[-300:])
-        return None
-    samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
-    return samples
 
 
 def audio_features(path: Path, *, max_seconds: float = 60.0, sample_rate: int = 16000) -> np.ndarray | None:
