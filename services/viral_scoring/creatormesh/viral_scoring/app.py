@@ -21,7 +21,7 @@ from creatormesh.common.server import Runtime, Service, Servicer
 from creatormesh.common.settings import load
 from creatormesh.events.v1 import content_pb2, interactions_pb2, retrain_pb2
 from creatormesh.viral_scoring import checkpoint
-from creatormesh.viral_scoring.items import Item, Kind, Media
+from creatormesh.viral_scoring.items import Item, Kind, Media, local_file
 from creatormesh.viral_scoring.label_log import Label, LabelLog
 from creatormesh.viral_scoring.lm_client import CompletionsClient, GenerationParams, LMEndpointError
 from creatormesh.viral_scoring.model import parameter_count
@@ -216,10 +216,11 @@ class ViralScoringService(Service):
         assert bus is not None
         (score,) = await self.score([item], Mode.FULL)
         self.scorer.trends.add(item.creator_id, item.tags)
+        scored = score_pb(score)
         payload = content_pb2.ContentScored(
             content_id=item.id, kind=pb.ContentKind.Value(f"CONTENT_KIND_{item.kind.name}"),
             creator_id=item.creator_id, v=score.v, v_unpenalized=score.v_unpenalized,
-            subscores=score_pb(score).subscores, safety=score_pb(score).safety, model_version=score.model_version,
+            subscores=scored.subscores, safety=scored.safety, model_version=score.model_version,
             stage=STAGES[score.stage], modalities=[MODALITIES[m] for m in score.modalities], title=item.title,
             description=(item.transcript or item.description)[:2000],
             hashtags=[t.lower().lstrip("#") for t in item.tags], quality_score=score.v, media_types=media_types,
@@ -272,10 +273,7 @@ def _title(transcript: str) -> str:
 
 def _media(uri: str, thumbnail: str, duration: float) -> Media:
     """Local media only (a path or file://); remote URIs are left to the text and time features."""
-    video = Path(uri.removeprefix("file://")) if uri and ("://" not in uri or uri.startswith("file://")) else None
-    thumb = (
-        Path(thumbnail.removeprefix("file://")) if thumbnail and "://" not in thumbnail.replace("file://", "") else None
-    )
+    video, thumb = local_file(uri), local_file(thumbnail)
     return Media(
         video=video if video is not None and video.is_file() else None,
         keyframes=(thumb,) if thumb is not None and thumb.is_file() else (),

@@ -161,13 +161,9 @@ def media_vectors(
     visual = audio = None
     media = item.media
     if media.video is not None or media.keyframes:
-        from creatormesh.viral_scoring.visual import ENCODER_DIM, keyframe_embedding, visual_features
+        from creatormesh.viral_scoring.visual import visual_input
 
-        measured = visual_features(media.video, media.keyframes)
-        if measured is not None:
-            embedded = keyframe_embedding(encoder, media.video, media.keyframes) if encoder is not None else None
-            extra = embedded if embedded is not None else np.zeros(ENCODER_DIM, dtype=np.float32)
-            visual = np.concatenate([measured, extra])
+        visual = visual_input(media.video, media.keyframes, encoder)
     source = media.audio or media.video
     if source is not None:
         from creatormesh.viral_scoring.audio import audio_features

@@ -46,6 +46,13 @@ class Behaviour:
         )
 
 
+def local_file(uri: str) -> Path | None:
+    """The path of a local path or file:// URI; None for an empty or remote URI (remote media is not fetched)."""
+    if not uri or ("://" in uri and not uri.startswith("file://")):
+        return None
+    return Path(uri.removeprefix("file://"))
+
+
 @dataclass(frozen=True)
 class Media:
     video: Path | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from creatormesh.common.errors import require
-from creatormesh.viral_scoring.items import Behaviour, Item, Kind, Media
+from creatormesh.viral_scoring.items import Behaviour, Item, Kind, Media, local_file
 from creatormesh.viral_scoring.lm_client import GenerationParams
 from creatormesh.viral_scoring.rerank import Candidate, Ranked
 from creatormesh.viral_scoring.scorer import Mode, Score, Stage
@@ -56,10 +56,9 @@ def _local_path(uri: str, field: str) -> Path | None:
     """Media the service can read: a local path or file:// URI (remote media is not fetched by the scorer)."""
     if not uri:
         return None
-    path = Path(uri.removeprefix("file://"))
-    require(
-        "://" not in uri or uri.startswith("file://"), field, f"only local paths and file:// URIs are read, got {uri!r}"
-    )
+    path = local_file(uri)
+    require(path is not None, field, f"only local paths and file:// URIs are read, got {uri!r}")
+    assert path is not None
     require(path.is_file(), field, f"no such file: {uri}")
     return path
 

@@ -218,6 +218,14 @@ def visual_features(
     video: Path | None = None, keyframes: Sequence[bytes | Path] = (), *, max_frames: int = 32
 ) -> np.ndarray | None:
     """float32 [VISUAL_DIM] measurements (see module doc); None when there is nothing usable."""
+    decoded = _frames(video, keyframes)
+    return None if decoded is None else _measure(*decoded, max_frames=max_frames)
+
+
+def _frames(
+    video: Path | None, keyframes: Sequence[bytes | Path]
+) -> tuple[list[np.ndarray], list[float], float, bool] | None:
+    """(frames, times, duration, from_video) of the video, else of the key frames; None when nothing decodes."""
     decoded = _decode_video(video) if video is not None else None
     if decoded is not None:
         frames, times, duration = decoded
@@ -227,7 +235,12 @@ def visual_features(
         if video is not None or keyframes:
             log.warning("no usable visual input (video=%s, %d key frames)", video, len(keyframes))
         return None
-    from_video = decoded is not None
+    return frames, times, duration, decoded is not None
+
+
+def _measure(
+    frames: list[np.ndarray], times: list[float], duration: float, from_video: bool, *, max_frames: int
+) -> np.ndarray:
     diffs = np.asarray([_diff(a, b) for a, b in zip(frames[1:], frames[:-1], strict=True)], dtype=np.float64)
     cut_mask = _cuts(diffs, adaptive=from_video)
     steady = diffs[~cut_mask]
@@ -362,13 +375,29 @@ def keyframe_embedding(
 ) -> np.ndarray | None:
     """float32 [ENCODER_DIM]: the mean encoder embedding of up to ``frames`` frames picked uniformly from the video
     (or the key frames), projected to ENCODER_DIM; None when there is nothing usable."""
-    decoded = _decode_video(video) if video is not None else None
-    images = decoded[0] if decoded is not None else _decode_keyframes(keyframes)
-    if not images or encoder.dim == 0:
+    decoded = _frames(video, keyframes)
+    return None if decoded is None else _embed(encoder, decoded[0], frames)
+
+
+def _embed(encoder: KeyframeEncoder, images: list[np.ndarray], frames: int) -> np.ndarray | None:
+    if encoder.dim == 0:
         return None
     mean = encoder.encode(_pick(images, frames)).mean(axis=0)
     mean /= max(float(np.linalg.norm(mean)), 1e-8)
     return np.asarray(mean @ _projection(encoder.dim), dtype=np.float32)
+
+
+def visual_input(
+    video: Path | None, keyframes: Sequence[bytes | Path], encoder: KeyframeEncoder | None = None
+) -> np.ndarray | None:
+    """float32 [VISUAL_DIM + ENCODER_DIM], the model's visual input: the measurements, then the key-frame
+    encoder's projected embedding (zeros without an encoder), from one decoding; None when nothing decodes."""
+    decoded = _frames(video, keyframes)
+    if decoded is None:
+        return None
+    embedded = _embed(encoder, decoded[0], 4) if encoder is not None else None
+    extra = embedded if embedded is not None else np.zeros(ENCODER_DIM, dtype=np.float32)
+    return np.concatenate([_measure(*decoded, max_frames=32), extra])
 
 
 def build_tiny_clip(out_dir: Path) -> Path:
