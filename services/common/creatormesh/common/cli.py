@@ -156,7 +156,7 @@ def config() -> None:
 def _add_service_commands() -> None:
     for plugin in discover().values():
         if plugin.cli:
-            app.add_typer(resolve(plugin.cli), name=plugin.name)
+            app.add_typer(resolve(plugin.cli), name=plugin.cli_name or plugin.name)
 
 
 def main() -> None:

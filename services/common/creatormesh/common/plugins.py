@@ -24,8 +24,10 @@ class ServicePlugin:
     service: str
     #: "module:Class" of its settings classes (for the configuration table)
     settings: tuple[str, ...] = ()
-    #: "module:attr" of a typer app added as ``creatormesh <name> ...``
+    #: "module:attr" of a typer app added as ``creatormesh <name> ...`` (or ``<cli_name>``)
     cli: str | None = None
+    #: the command group's name when it differs from the service name (e.g. ``clipper``)
+    cli_name: str | None = None
     #: "module:function" of its part of ``creatormesh demo``
     demo: str | None = None
     #: "module:function" run before ``up``/``demo`` starts the service (e.g. train a missing model);

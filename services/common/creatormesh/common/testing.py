@@ -60,3 +60,15 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of a private s3rver (credentials S3RVER/S3RVER); skipped only when there is no node/npm."""
+    from creatormesh.common.runtime.s3_server import EmbeddedS3, node_available
+
+    if not node_available():
+        pytest.skip("s3rver needs node and npm (neither node_modules/.bin/s3rver nor node+npm found)")
+    server = EmbeddedS3()
+    yield server.start()
+    server.stop()
