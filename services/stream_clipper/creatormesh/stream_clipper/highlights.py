@@ -19,11 +19,13 @@ _SENTENCE_END = (".", "!", "?", "…", "。", "！", "？")
 
 @dataclass(frozen=True)
 class Word:
-    """A transcribed word with its start/end in seconds from the start of the stream."""
+    """A transcribed word with its start/end in seconds from the start of the stream and the recogniser's
+    confidence in [0, 1] (1 when the engine gives none)."""
 
     text: str
     start: float
     end: float
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True)
