@@ -94,7 +94,13 @@ class StreamClipperService(Service):
         self.parts = Parts(
             engine=engine,
             keywords=KeywordRules.load(s.keywords_path or None),
-            storage=open_storage(s.storage, endpoint_url=s.s3_endpoint_url or None, region=s.s3_region),
+            storage=open_storage(
+                s.storage,
+                endpoint_url=s.s3_endpoint_url or None,
+                region=s.s3_region,
+                access_key=s.s3_access_key or None,
+                secret_key=s.s3_secret_key or None,
+            ),
             work_dir=work,
             render=RenderConfig(
                 font_dir=Path(s.fonts_dir) if s.fonts_dir else None,

@@ -48,7 +48,7 @@ def process(
     source: Annotated[str, typer.Argument(help="Local file, file://, http(s):// or s3:// URI of the VOD.")],
     streamer: Annotated[str, typer.Option(help="Streamer name (the clips' creator).")],
     dry_run: Annotated[bool, typer.Option(help="Detect, cut and render; publish nothing, emit no events.")] = False,
-    max_clips: Annotated[int, typer.Option(help="Clips per VOD (1..50).")] = 3,
+    max_clips: Annotated[int, typer.Option(min=1, max=50, help="Clips per VOD (1..50).")] = 3,
     min_duration: Annotated[float, typer.Option(help="Shortest clip, seconds.")] = 15.0,
     max_duration: Annotated[float, typer.Option(help="Longest clip, seconds.")] = 60.0,
     language: Annotated[str, typer.Option(help="ISO 639-1 language (empty: engine default).")] = "",

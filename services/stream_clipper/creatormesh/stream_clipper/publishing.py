@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +59,7 @@ class ClipPublisher:
         self.wanted: set[str] = set()
         self._http = httpx.AsyncClient(timeout=120.0)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[tuple[Clip, bool]]] = set()
         self.tokens = RedisTokenStore(redis_url, prefix=f"{settings.redis_prefix}:token:")
         self.publisher: Publisher | None = None
         if settings.tiktok_client_key:
@@ -68,7 +68,9 @@ class ClipPublisher:
                 client_secret=settings.tiktok_client_secret, api_url=settings.tiktok_api_url, token_name=TOKEN_NAME,
             )  # fmt: skip
             state = RedisPublisherState(redis_url, prefix=f"{settings.redis_prefix}:tiktok:")
-            self.publisher = Publisher(client, state, privacy_level=settings.tiktok_privacy_level)
+            self.publisher = Publisher(
+                client, state, privacy_level=settings.tiktok_privacy_level, poll_interval_s=settings.tiktok_poll_seconds
+            )
 
     async def bootstrap_token(self) -> None:
         """Seed the token store with the configured refresh token when it holds no TikTok token yet."""
@@ -78,6 +80,9 @@ class ClipPublisher:
             )
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._http.aclose()
 
     async def publish(
@@ -129,6 +134,12 @@ class ClipPublisher:
                 attempts_so_far=clip.publish.attempts,
             )  # fmt: skip
             info = outcome_info(outcome, strategy)
+        except asyncio.CancelledError:  # shutdown mid-upload: not left UPLOADING (busy) forever
+            interrupted = PublishInfo(
+                status=PublishStatus.FAILED, strategy=strategy, error="interrupted", attempts=uploading.attempts
+            )
+            self.store.set_publish(clip.clip_id, interrupted)
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the clip; PublishClip retries it
             log.warning("publishing %s failed: %s", clip.clip_id, exc)
             info = PublishInfo(
@@ -147,12 +158,8 @@ class ClipPublisher:
             if self.publisher is None:
                 log.warning("clip %s cleared the threshold but TikTok is not configured", clip.clip_id)
                 return
-            asyncio.get_running_loop().create_task(self.publish(clip.clip_id))
+            task = asyncio.create_task(self.publish(clip.clip_id), name=f"publish-{clip.clip_id}")
+            self._tasks.add(task)  # uploads run beside the consumer, which moves on
+            task.add_done_callback(self._tasks.discard)
         else:
             await self.publish(clip.clip_id)  # records SKIPPED with the reason
-
-
-def backoff_remaining(info: PublishInfo) -> float:
-    if info.next_attempt_at is None:
-        return 0.0
-    return max(info.next_attempt_at.timestamp() - time.time(), 0.0)

@@ -27,6 +27,8 @@ class StreamClipperSettings(SettingsBase):
     )
     s3_endpoint_url: str = Field("", description="S3 endpoint for non-AWS object stores (empty: AWS).")
     s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key: str = Field("", description="S3 access key (empty: boto3's usual sources, e.g. AWS_ACCESS_KEY_ID).")
+    s3_secret_key: str = Field("", description="S3 secret key (empty: boto3's usual sources).")
     stt_engine: Literal["pocketsphinx", "faster-whisper"] = Field(
         "pocketsphinx", description="Speech-to-text: pocketsphinx (offline English, shipped) or faster-whisper."
     )
@@ -56,6 +58,7 @@ class StreamClipperSettings(SettingsBase):
     tiktok_strategy: Literal["MULTIPART", "FILE_UPLOAD", "PULL_FROM_URL"] = Field(
         "MULTIPART", description="Default upload strategy."
     )
+    tiktok_poll_seconds: float = Field(5.0, gt=0, description="Interval between TikTok publish-status checks.")
     tiktok_privacy_level: str = Field("PUBLIC_TO_EVERYONE", description="Privacy of posts (SELF_ONLY in sandbox).")
     kick_client_id: str = Field("", description="Kick app client id (empty: monitoring is off).")
     kick_client_secret: str = Field("", description="Kick app client secret.")
