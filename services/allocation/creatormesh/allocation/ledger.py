@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,16 +23,15 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
-    create_engine,
     insert,
     select,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from creatormesh.allocation.pool import Part
 from creatormesh.allocation.signals import CreatorSignals
+from creatormesh.common.database import Database
 
 
 class Base(DeclarativeBase):
@@ -144,25 +141,11 @@ def _stored(row: AllocationRow) -> StoredAllocation:
     )
 
 
-class Ledger:
+class Ledger(Database):
     """Synchronous repository; the service calls it from a worker thread."""
-
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
 
     # --- allocations -------------------------------------------------------
     def find_by_request(self, request_id: str) -> StoredAllocation | None:

@@ -8,18 +8,16 @@ is claimed by the next replica that starts or polls, so work is resumed once, no
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, create_engine, or_, select, update
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from creatormesh.common.database import Database
 from creatormesh.stream_clipper.highlights import ScoreParts, Word
 from creatormesh.stream_clipper.records import (
     Channel,
@@ -190,25 +188,11 @@ def _channel(row: ChannelRow) -> Channel:
     )  # fmt: skip
 
 
-class ClipStore:
+class ClipStore(Database):
     """Repository of the clipper's state."""
-
-    def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
 
     # --- jobs ----------------------------------------------------------------
     def create_job(self, job: Job, owner: str, lease_s: float) -> tuple[Job, bool]:
