@@ -42,10 +42,13 @@ class HlsMedia:
         return sum(d for _, d in self.segments)
 
 
-def build_hls(directory: Path, *, seconds: float = 12.0, segment_s: float = 1.0) -> HlsMedia:
-    """A testsrc2 video with audio (320x180, 25 fps) cut into `segment_s` HLS segments with ffmpeg."""
+def build_hls(
+    directory: Path, *, seconds: float = 12.0, segment_s: float = 1.0, source: Path | None = None
+) -> HlsMedia:
+    """A testsrc2 video with audio (320x180, 25 fps), or the given `source` (H.264/AAC at 25 fps, e.g. a
+    `speech_vod`), cut into `segment_s` HLS segments with ffmpeg."""
     directory.mkdir(parents=True, exist_ok=True)
-    video = make_video(directory / "source.mp4", seconds=seconds, size=(320, 180), fps=25)
+    video = source or make_video(directory / "source.mp4", seconds=seconds, size=(320, 180), fps=25)
     gop = str(int(25 * segment_s))
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(video), "-c:v", "libx264"]
     cmd += ["-preset", "ultrafast", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-c:a", "copy"]
@@ -117,6 +120,11 @@ class FakeKick:
         with self._lock:
             ch = self.channels[slug]
             ch.frozen_at = self._revealed(ch)
+
+    def thaw(self, slug: str) -> None:
+        """A frozen stream moves on (at the live edge, as after a network outage)."""
+        with self._lock:
+            self.channels[slug].frozen_at = None
 
     def fail(self, count: int, status: int = 500) -> None:
         """The next `count` API requests (token or channels) answer `status`."""

@@ -228,7 +228,7 @@ def evaluate(
     made = []
     for seed in range(vods):
         path = out_dir / f"vod-{seed}-{seconds:.0f}s.mp4"
-        labels = path.with_suffix(".json")
+        labels = path.with_suffix(".labels.json")
         made.append(load_labels(labels) if labels.is_file() else generate(path, seconds=seconds, seed=seed))
         typer.echo(f"vod {seed}: {made[-1].path}")
     typer.echo(format_table(run(made)))

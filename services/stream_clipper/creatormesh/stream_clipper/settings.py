@@ -67,5 +67,8 @@ class StreamClipperSettings(SettingsBase):
     kick_playback_api: str = Field(
         "https://kick.com/api/v2/channels/{slug}/livestream", description="Where a live channel's HLS URL is read."
     )
+    record_stall_seconds: float = Field(
+        60.0, gt=0, description="A live recording with no progress this long is restarted (while the channel is live)."
+    )
     kick_poll_seconds: float = Field(30.0, gt=0, description="Interval between status checks of monitored channels.")
     redis_prefix: str = Field("stream_clipper", min_length=1, description="Prefix of the service's Redis keys.")
