@@ -6,7 +6,11 @@ what it heard are loose; the timing checks are strict.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +119,39 @@ def test_pocketsphinx_is_english_only(sphinx: PocketSphinxEngine, speech: np.nda
     assert engine.name == "pocketsphinx"
     with pytest.raises(ValueError, match="English"):
         sphinx.transcribe(speech, RATE, language="de")
+
+
+async def test_pocketsphinx_leaves_the_event_loop_running(sphinx: PocketSphinxEngine, speech: np.ndarray) -> None:
+    """Transcribing from a worker thread must leave the service's loop running (Kafka heartbeats, gRPC). The C
+    decoder holds the GIL while it works (in-process, one utterance of ~20 s stalled the loop for ~6 s), so it runs
+    in a child process."""
+    long_speech = np.tile(np.concatenate([speech, np.zeros(RATE // 2, dtype=np.float32)]), 6)  # ~20 s
+    gaps: list[float] = []
+    task = asyncio.create_task(asyncio.to_thread(sphinx.transcribe, long_speech, RATE))
+    last = time.perf_counter()
+    while not task.done():
+        await asyncio.sleep(0.01)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    words = await task
+    assert len(words) >= 10
+    assert len(gaps) > 20
+    assert max(gaps) < 2.0, f"event loop stalled {max(gaps):.2f} s while transcribing"
+
+
+def test_pocketsphinx_replaces_a_dead_child(speech: np.ndarray) -> None:
+    engine = PocketSphinxEngine()
+    before = engine.transcribe(speech, RATE)
+    assert engine._pool is not None
+    for pid in list(engine._pool._processes):  # the child dies (OOM killer, crash)
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert engine.transcribe(speech, RATE) == before  # a new child, same words
+    engine.close()
+    engine.close()  # idempotent
+    assert engine.transcribe(speech, RATE) == before  # and restarts on demand
+    engine.close()
 
 
 def test_clean_token() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -11,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from creatormesh.common.errors import InvalidArgument, NotFound, require
+from creatormesh.common.errors import NotFound, require
+from creatormesh.common.paging import next_token, page
 from creatormesh.stream_clipper import records as r
 from creatormesh.stream_clipper.v1 import stream_clipper_pb2 as pb
 from creatormesh.stream_clipper.v1 import stream_clipper_pb2_grpc
@@ -119,27 +118,6 @@ def channel_pb(c: r.Channel) -> pb.MonitoredChannel:
         stream_id=c.stream_id, chunks_recorded=c.chunks_recorded, clips_created=c.clips_created, error=c.error,
         started_at=_ts(c.started_at), last_checked_at=_ts(c.last_checked_at), last_live_at=_ts(c.last_live_at),
     )  # fmt: skip
-
-
-def page(size: int, token: str, default: int, filters: dict[str, str]) -> tuple[int, int]:
-    """(offset, limit) of an AIP-158 page; the token must come from a call with the same filters."""
-    require(0 <= size <= 500, "page_size", "must be in 1..500 (0 = default)")
-    if not token:
-        return 0, size or default
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset, seen = int(data["o"]), data["f"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument("page_token", "is not a token this server issued") from exc
-    require(seen == filters, "page_token", "was issued for different filters")
-    require(offset >= 0, "page_token", "is not a token this server issued")
-    return offset, size or default
-
-
-def next_token(offset: int, limit: int, got: int, filters: dict[str, str]) -> str:
-    if got < limit:
-        return ""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset + got, "f": filters}).encode()).decode()
 
 
 def vod_request(req: pb.ProcessVodRequest) -> dict[str, Any]:

@@ -8,15 +8,18 @@ download. faster-whisper loads a CTranslate2 Whisper model from a configured loc
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import re
-import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
-from pathlib import Path
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 import numpy as np
 
+from creatormesh.stream_clipper import stt_sphinx
 from creatormesh.stream_clipper.highlights import Word
 from creatormesh.stream_clipper.stt_whisper import FasterWhisperEngine
 
@@ -85,39 +88,56 @@ class PocketSphinxEngine:
 
     With `keyphrases` it runs in keyword-spotting mode and returns only those phrases (one `Word` per hit,
     its text the whole phrase); phrases with words missing from the dictionary are dropped with a warning.
-    A lower `kws_threshold` finds more (and more false) hits. One decoder is shared behind a lock, so
-    calls from several threads (asyncio.to_thread) are safe but run one at a time.
+    A lower `kws_threshold` finds more (and more false) hits.
+
+    The decoder runs in a child process (`stt_sphinx`), one utterance at a time: in-process it held the GIL
+    for the whole decode and stalled the service's event loop. Calls from several threads are safe and run
+    one at a time; a child that dies is replaced on the next call. `close()` stops it (so does garbage
+    collection).
     """
 
     name = "pocketsphinx"
 
     def __init__(self, *, keyphrases: Sequence[str] = (), kws_threshold: float = 1e-20) -> None:
-        from pocketsphinx import Decoder  # type: ignore[import-untyped]
-
-        self._lock = threading.Lock()
         self.kws_threshold = kws_threshold
-        if not keyphrases:
-            self.keyphrases: tuple[str, ...] = ()
-            self._decoder: Any = Decoder(loglevel="FATAL")
-            return
-        decoder = Decoder(loglevel="FATAL", lm=None)
-        kept: list[str] = []
-        for phrase in keyphrases:
-            words = phrase.lower().split()
-            unknown = [w for w in words if decoder.lookup_word(w) is None]
-            if not words or unknown:
-                log.warning("pocketsphinx keyphrase %r skipped: not in the dictionary: %s", phrase, unknown)
-                continue
-            kept.append(" ".join(words))
-        if not kept:
-            raise ValueError(f"none of the keyphrases are in the pocketsphinx dictionary: {list(keyphrases)}")
-        self.keyphrases = tuple(dict.fromkeys(kept))
-        with tempfile.TemporaryDirectory() as tmp:
-            kws = Path(tmp) / "keyphrases.kws"
-            kws.write_text("".join(f"{p} /{kws_threshold:g}/\n" for p in self.keyphrases), encoding="utf-8")
-            decoder.add_kws("keyphrases", str(kws))
-        decoder.activate_search("keyphrases")
-        self._decoder = decoder
+        self._wanted = tuple(keyphrases)
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self.keyphrases, self._frate = self._start()
+
+    def _start(self) -> tuple[tuple[str, ...], float]:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            kept, frate = pool.submit(stt_sphinx.setup, self._wanted, self.kws_threshold).result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self._pool = pool
+        self._finalizer = weakref.finalize(self, pool.shutdown, wait=False, cancel_futures=True)
+        return kept, frate
+
+    def close(self) -> None:
+        """Stop the child process."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._pool = None
+
+    def _decode(self, raw: bytes) -> list[tuple[str, int, int, float]]:
+        with self._lock:
+            for attempt in (1, 2):
+                if self._pool is None:
+                    self._start()
+                assert self._pool is not None
+                try:
+                    return self._pool.submit(stt_sphinx.decode, raw).result()
+                except BrokenProcessPool:
+                    log.warning("pocketsphinx child process died (attempt %d); starting a new one", attempt)
+                    if self._finalizer is not None:
+                        self._finalizer()
+                    self._pool = None
+            raise RuntimeError("pocketsphinx child process died twice on the same audio")
 
     def transcribe(self, pcm: np.ndarray, sample_rate: int, *, offset_s: float = 0.0, language: str = "") -> list[Word]:
         """Words (or keyphrase hits) in `pcm`; ValueError for a language other than English."""
@@ -128,20 +148,13 @@ class PocketSphinxEngine:
             return []
         raw = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         duration = audio.size / SAMPLE_RATE
-        with self._lock:
-            decoder = self._decoder
-            frate = float(decoder.config["frate"])
-            decoder.start_utt()
-            decoder.process_raw(raw, full_utt=True)
-            decoder.end_utt()
-            segments = [(s.word, s.start_frame, s.end_frame, s.prob) for s in (decoder.seg() or ())]
         words: list[Word] = []
-        for token, first, last, prob in segments:
+        for token, first, last, prob in self._decode(raw):
             text = clean_token(token)
             if not text:
                 continue
-            start = min(max(first / frate, 0.0), duration)
-            end = min(max((last + 1) / frate, start), duration)
+            start = min(max(first / self._frate, 0.0), duration)
+            end = min(max((last + 1) / self._frate, start), duration)
             conf = min(max(float(prob), 0.0), 1.0)
             words.append(Word(text, offset_s + start, offset_s + end, conf))
         return sorted(words, key=lambda w: w.start)
