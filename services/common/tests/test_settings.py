@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from creatormesh.common.settings import KitSettings, SettingsError, load, markdown_table
+from creatormesh.common.settings import KitSettings, SettingsBase, SettingsError, as_env, load, markdown_table
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -45,6 +47,28 @@ def test_serve_fails_fast_with_the_variable_name() -> None:
     )
     assert out.returncode == 2
     assert "CREATORMESH_GRPC_PORT" in out.stderr
+
+
+class _Mixed(SettingsBase):
+    model_config = SettingsConfigDict(env_prefix="CREATORMESH_TEST_MIXED_", extra="ignore", frozen=True)
+    flag: bool = False
+    ratio: float = 0.5
+    count: int = 1
+    names: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+def test_as_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = load(_Mixed, flag=True, ratio=0.25, count=7, names=["a", "b c"], note='say "hi", 1')
+    env = as_env(original)
+    assert env["CREATORMESH_TEST_MIXED_FLAG"] == "true" and env["CREATORMESH_TEST_MIXED_NOTE"] == 'say "hi", 1'
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert load(_Mixed) == original
+    kit = load(KitSettings, grpc_port=50999)
+    for key, value in as_env(kit).items():
+        monkeypatch.setenv(key, value)
+    assert load(KitSettings) == kit
 
 
 def test_table_lists_every_field() -> None:

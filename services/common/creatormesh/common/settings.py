@@ -8,6 +8,7 @@ each bad variable, so a misconfigured container fails fast with a readable line.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -92,6 +93,22 @@ def load(cls: type[S], **overrides: Any) -> S:
             shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
             lines.append(f"{prefix}{name}: {err['msg']}{shown}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def as_env(settings: SettingsBase) -> dict[str, str]:
+    """``settings`` as the environment variables that :func:`load` reads back into equal settings: for a child
+    process (e.g. a training job) that must see this process's configuration, overrides included."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:  # unset: the child falls back to the default too
+            continue
+        if isinstance(value, str):
+            env[f"{prefix}{name.upper()}"] = value
+        else:
+            env[f"{prefix}{name.upper()}"] = json.dumps(value)
+    return env
 
 
 def markdown_table(classes: list[type[SettingsBase]]) -> str:
