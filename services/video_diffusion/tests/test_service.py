@@ -200,3 +200,26 @@ async def test_picks_publish_events_and_trigger_retraining(start: Start, broker:
     assert len(prefs) == 2 and prefs[0].chosen.candidate_id == jobs[0].candidates[1].candidate_id
     assert [c.candidate_id for c in prefs[0].rejected] == [jobs[0].candidates[0].candidate_id]
     assert retrains and retrains[0].dataset_uri == "vd_picks"
+
+
+@pytest.mark.integration
+async def test_videos_requested_over_kafka(start: Start, broker: str) -> None:
+    from creatormesh.events.v1 import videos_pb2
+
+    stub, service = await start(broker=broker)
+    bus = service.runtime.bus
+    assert bus is not None
+    request_id = uuid.uuid4().hex
+    event = videos_pb2.VideoRequested(request_id=request_id, user_id="u9", params=tiny_params(num_candidates=2))
+    await bus.publish(topics.VIDEOS_REQUESTED, event, subject=request_id)
+    await bus.publish(topics.VIDEOS_REQUESTED, event, subject=request_id)  # the same request again: one job
+    bad = videos_pb2.VideoRequested(request_id=uuid.uuid4().hex, user_id="u9", params=tiny_params(width=70))
+    await bus.publish(topics.VIDEOS_REQUESTED, bad, subject=bad.request_id)
+    generated = await asyncio.to_thread(
+        kafka_compat.read_events, broker, topics.VIDEOS_GENERATED, lambda e: e.request_id == request_id, 2, 120.0
+    )
+    assert len(generated) == 2 and len({e.job_id for e in generated}) == 1
+    assert {e.candidate_index for e in generated} == {0, 1} and all(e.user_id == "u9" for e in generated)
+    job = (await stub.GetJob(pb.GetJobRequest(job_id=generated[0].job_id))).job
+    assert job.request_id == request_id and job.status == pb.JOB_STATUS_SUCCEEDED
+    assert await asyncio.to_thread(kafka_compat.count_records, broker, topics.dlq(topics.VIDEOS_REQUESTED), 1) >= 1

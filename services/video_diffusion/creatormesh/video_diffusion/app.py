@@ -23,7 +23,7 @@ from creatormesh.common import topics
 from creatormesh.common.bus import Event, Handler
 from creatormesh.common.errors import NotFound, require
 from creatormesh.common.server import Runtime, Service, Servicer
-from creatormesh.common.settings import load
+from creatormesh.common.settings import as_env, load
 from creatormesh.common.storage import Storage, fetch_local, open_storage
 from creatormesh.events.v1 import retrain_pb2, videos_pb2  # noqa: F401 — registers the event types
 from creatormesh.video_diffusion.v1 import video_diffusion_pb2 as pb
@@ -40,6 +40,7 @@ from .queue import JobQueue
 from .records import BASE_VERSION, Adapter, Candidate, CandidateStatus, Job, JobStatus, PickResult
 from .settings import VideoDiffusionSettings
 from .store import JobStore, migrate
+from .trainer import TrainingRuns, train_command
 from .worker import JobRunner, Parts, Progress
 
 log = logging.getLogger("creatormesh.video_diffusion")
@@ -79,6 +80,7 @@ class VideoDiffusionService(Service):
         self.storage: Storage
         self.queue: JobQueue
         self.runner: JobRunner
+        self.training: TrainingRuns
         self.drift: PromptDrift | None = None
         self.variator: PromptVariator
         self.model_name = ""
@@ -102,7 +104,10 @@ class VideoDiffusionService(Service):
         ]
 
     def handlers(self) -> dict[str, Handler]:
-        return {topics.VIDEOS_REQUESTED: self.on_requested}
+        handlers: dict[str, Handler] = {topics.VIDEOS_REQUESTED: self.on_requested}
+        if self.settings.trainer:
+            handlers[topics.RETRAIN_REQUESTED] = self.on_retrain_requested
+        return handlers
 
     # --- life cycle ---------------------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -170,6 +175,17 @@ class VideoDiffusionService(Service):
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="vd-sweep"))
         for i in range(s.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"vd-worker-{i}"))
+        if s.trainer:
+            training_queue = JobQueue(
+                self.runtime.redis(), key=s.trainer_queue_key, group="trainers", consumer=self.owner,
+                lease_ms=int(s.job_lease_seconds * 1000), max_deliveries=s.max_deliveries,
+            )  # fmt: skip
+            await training_queue.ensure_group()
+            self.training = TrainingRuns(
+                training_queue, train_command(s.trainer_args, s.trainer_activate), as_env(s),
+                Path(s.work_dir) / "training-logs", heartbeat_s=s.job_lease_seconds / 3,
+            )  # fmt: skip
+            self._tasks.append(asyncio.create_task(self.training.run_forever(self._stop), name="vd-trainer"))
         log.info(
             "video_diffusion loaded: %s (%s) on %s, %d worker(s)",
             self.model_name,
@@ -414,6 +430,20 @@ class VideoDiffusionService(Service):
             from creatormesh.common.errors import InvalidArgument
 
             raise InvalidArgument("adapter_version", str(exc)) from exc
+
+    async def on_retrain_requested(self, event: Event) -> None:
+        """``retrain.requested``: queue a training run of this service's LoRA adapter (other models' requests are
+        not ours and are skipped; invalid ones go to the DLQ)."""
+        msg: Any = event.payload
+        if msg.model != events.RETRAIN_MODEL:
+            log.debug("retrain.requested for %r: not this trainer's model", msg.model)
+            return
+        require(msg.trigger != retrain_pb2.RETRAIN_TRIGGER_UNSPECIFIED, "trigger", "is required")
+        require(
+            msg.dataset_uri in ("", events.PICKS_DATASET), "dataset_uri",
+            f"{events.RETRAIN_MODEL} trains on the service's picks ({events.PICKS_DATASET!r}), got {msg.dataset_uri!r}",
+        )  # fmt: skip
+        await self.training.request(event.event_id, msg.reason, msg.base_version)
 
     async def _outbox_loop(self) -> None:
         while not self._stop.is_set():

@@ -93,8 +93,10 @@ def train_lora_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Fine-tune a LoRA adapter on every pick so far, compare it with the active adapter on the newest picks, and
-    register it only if it is not worse. Reads the service's settings (database, storage, model) from the
-    environment; `accelerate launch -m creatormesh.common video train-lora ...` spreads it over GPUs."""
+    register it only if it is not worse. Exit status: 0 registered, 3 trained but not registered, 2 refused (bad
+    arguments, too few picks, a model it cannot train), 1 a crash. Reads the service's settings (database, storage,
+    model) from the environment; `accelerate launch -m creatormesh.common video train-lora ...` spreads it over
+    GPUs."""
     from tqdm import tqdm
 
     from creatormesh.common.errors import DomainError
@@ -105,6 +107,7 @@ def train_lora_cmd(
     from .retrain import retrain
     from .settings import VideoDiffusionSettings
     from .store import JobStore, migrate
+    from .trainer import EXIT_NOT_REGISTERED
 
     s = load(VideoDiffusionSettings)
     config = TrainConfig(
@@ -151,4 +154,4 @@ def train_lora_cmd(
         typer.echo(f"{outcome.version} is now the active adapter for new jobs")
     store.close()
     if not outcome.registered:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_REGISTERED)

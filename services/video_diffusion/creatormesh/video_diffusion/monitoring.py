@@ -27,3 +27,8 @@ QUALITY = Histogram(
 DRIFT = Gauge("video_diffusion_prompt_drift", "Drift of recent prompts from the reference window (0 = none).")
 PICKS = Counter("video_diffusion_picks_total", "Candidate picks recorded.")
 RETRAINS = Counter("video_diffusion_retrain_requests_total", "retrain.requested events triggered by picks.")
+TRAINING_RUNS = Counter(
+    "video_diffusion_training_runs_total",
+    "Training runs started by retrain.requested, by outcome (registered, rejected, refused, failed).",
+    ["outcome"],
+)

@@ -67,3 +67,15 @@ class VideoDiffusionSettings(SettingsBase):
     adapters_dir: str = Field(
         ".creatormesh/video_diffusion/adapters", description="Where trained LoRA adapters are kept locally."
     )
+    trainer: bool = Field(
+        False,
+        description="Consume retrain.requested (video_diffusion.lora) and run `creatormesh video train-lora` in a "
+        "child process: a trainer replica.",
+    )
+    trainer_args: str = Field(
+        "", description="Arguments of the training command, e.g. '--steps 500 --mixed-precision bf16'."
+    )
+    trainer_activate: bool = Field(False, description="Make an adapter the trainer registered active for new jobs.")
+    trainer_queue_key: str = Field(
+        "creatormesh:video_diffusion:training", description="Redis stream of the training requests."
+    )
