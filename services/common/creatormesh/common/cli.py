@@ -95,7 +95,9 @@ def status(
 
 
 @app.command()
-def serve(name: Annotated[str, typer.Argument(help="Service to run (what a container runs).")]) -> None:
+def serve(
+    name: Annotated[str, typer.Argument(help="Service to run (what a container runs).", envvar="CREATORMESH_SERVICE")],
+) -> None:
     """Run one service in the foreground until SIGTERM (health, metrics, graceful drain)."""
     from creatormesh.common.server import serve as run_service
 
