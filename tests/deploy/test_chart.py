@@ -1,0 +1,226 @@
+"""charts/creatormesh rendered with real Helm for every environment in argocd/environments, then checked with real
+validators: helm lint --strict, the values schema, kubernetes-validate (strict, pinned Kubernetes version) for the
+built-in kinds, and the CRD schemas of Argo Rollouts, Istio, Strimzi, KEDA, Prometheus Operator and Gateway API for
+the custom resources — and every kind must have gone through one of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from .render import CHART, KUBE_VERSION, environment_values, environments, is_custom, merge, render, validate_custom
+
+ENVS = environments()
+#: Built-in kinds the chart may render; anything else must be a custom resource with a schema.
+CORE_KINDS = {
+    "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy", "HorizontalPodAutoscaler", "Deployment",
+}  # fmt: skip
+#: Custom resource kinds every environment renders (so their validation cannot silently fall away).
+EXPECTED_CUSTOM = {
+    "Rollout", "AnalysisTemplate", "ServiceMonitor", "ScaledObject", "VirtualService", "DestinationRule",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    values = environment_values(request.param)
+    return request.param, values, render(values)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_there_are_three_environments() -> None:
+    assert ENVS == ["canary", "production", "staging"]
+
+
+def test_schema_and_strict_lint_pass(rendered: tuple[str, dict[str, Any], list[dict[str, Any]]]) -> None:
+    import helm_python as helm
+
+    env, values, _ = rendered
+    chart = helm.Chart.load(str(CHART))
+    chart.validate_schema(chart.merge_values(values))
+    report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], (env, report)
+
+
+def test_builtin_kinds_are_valid_kubernetes(rendered: tuple[str, dict[str, Any], list[dict[str, Any]]]) -> None:
+    env, _, objects = rendered
+    core = [o for o in objects if not is_custom(o)]
+    assert {o["kind"] for o in core} <= CORE_KINDS, env
+    for obj in core:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)  # raises ValidationError with the path
+
+
+def test_custom_resources_match_their_crd_schemas(rendered: tuple[str, dict[str, Any], list[dict[str, Any]]]) -> None:
+    env, _, objects = rendered
+    custom = [o for o in objects if is_custom(o)]
+    report = validate_custom(custom)
+    assert len(report) == len(custom)
+    unchecked = [(r["kind"], r["name"], r["errors"]) for r in report if not r["validated"]]
+    assert unchecked == [], f"{env}: no schema for {unchecked}"
+    invalid = [(r["kind"], r["name"], r["errors"]) for r in report if r["errors"]]
+    assert invalid == [], f"{env}: {invalid}"
+    assert {r["kind"] for r in report} >= EXPECTED_CUSTOM, env
+
+
+def test_the_crd_validator_catches_mistakes() -> None:
+    """The validator is not a pass-through: wrong types and missing required fields are reported."""
+    broken = [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "r"},
+         "spec": {"strategy": {"canary": {"steps": [{"setWeight": "five"}]}}, "template": {}}},
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "s"}, "spec": {}},
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
+    ]  # fmt: skip
+    report = validate_custom(broken)
+    assert "setWeight must be integer" in report[0]["errors"][0]
+    assert any("scaleTargetRef" in e for e in report[1]["errors"])
+    assert not report[2]["validated"] and "no schema package" in report[2]["errors"][0]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_workloads_are_hardened(rendered: tuple[str, dict[str, Any], list[dict[str, Any]]]) -> None:
+    env, _, objects = rendered
+    workloads = by_kind(objects, "Rollout") + by_kind(objects, "Deployment")
+    assert workloads
+    pdbs = by_kind(objects, "PodDisruptionBudget")
+    policies = by_kind(objects, "NetworkPolicy")
+    deny = [p for p in policies if not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert len(deny) == 1 and deny[0]["spec"]["policyTypes"] == ["Ingress", "Egress"], env
+    for w in workloads:
+        name = w["metadata"]["name"]
+        labels = w["spec"]["template"]["metadata"]["labels"]
+        pod = pod_spec(w)
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True, name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in c, (name, probe)
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][part]), (name, part)
+            if w["kind"] == "Rollout":  # the kit's services: native gRPC probes on the standard health service
+                assert all("grpc" in c[p] for p in ("startupProbe", "readinessProbe", "livenessProbe")), name
+            gpus = int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
+            if gpus:
+                assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+                        "effect": "NoSchedule"} in pod["tolerations"], name  # fmt: skip
+                assert pod["nodeSelector"] == {"creatormesh.io/node-pool": "gpu"}, name
+            else:
+                assert "tolerations" not in pod or not any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+        assert any(selects(p["spec"]["selector"]["matchLabels"], labels) for p in pdbs), f"{name}: no PDB"
+        opened = [p for p in policies if p["spec"].get("ingress") and p["spec"].get("egress")]
+        assert any(selects(p["spec"]["podSelector"]["matchLabels"], labels) for p in opened), f"{name}: no flows"
+        assert selects(deny[0]["spec"]["podSelector"]["matchLabels"], labels), f"{name}: not under default deny"
+
+
+def test_canary_steps_and_analysis(rendered: tuple[str, dict[str, Any], list[dict[str, Any]]]) -> None:
+    _, values, objects = rendered
+    services = merge(render_defaults(), values)["services"]
+    templates = {t["metadata"]["name"] for t in by_kind(objects, "AnalysisTemplate")}
+    assert templates == {"grpc-error-rate", "grpc-p99-latency", "consumer-lag"}
+    for rollout in by_kind(objects, "Rollout"):
+        name = rollout["metadata"]["name"]
+        svc = services[name.replace("-", "_")]
+        canary = rollout["spec"]["strategy"]["canary"]
+        steps = canary["steps"]
+        assert [s["setWeight"] for s in steps if "setWeight" in s] == [5, 25, 50], name  # then 100 %
+        for i, step in enumerate(steps):
+            if "setWeight" in step:
+                assert "pause" in steps[i + 1] and "analysis" in steps[i + 2], (name, i)
+        used = {t["templateName"] for s in steps if "analysis" in s for t in s["analysis"]["templates"]}
+        assert used <= templates
+        if svc["rollout"] == "traffic":
+            assert "trafficRouting" in canary and "grpc-p99-latency" in used, name
+        else:
+            assert "trafficRouting" not in canary and "consumer-lag" in used, name
+        if svc["consumes"]:
+            assert "consumer-lag" in used, name
+
+
+def render_defaults() -> dict[str, Any]:
+    import helm_python as helm
+
+    return helm.Chart.load(str(CHART)).values
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"global": {"trafficRouting": "linkerd"}}, "/global/trafficRouting"),
+        ({"services": {"ranking": {"rollout": "sometimes"}}}, "/services/ranking/rollout"),
+        ({"services": {"ranking": {"gpu": -1}}}, "/services/ranking/gpu"),
+        ({"services": {"ranking": {"replica": 3}}}, "replica"),
+        ({"services": {"ranking": {"consumes": ["no.such.topic"]}}}, "/services/ranking/consumes/0"),
+        ({"global": {"image": {"tag": "latest"}}}, "/global/image/tag"),
+        ({"global": {"kafka": {"mode": "external", "bootstrap": ""}}}, "/global/kafka/bootstrap"),
+        ({"global": {"podSecurityContext": {"runAsNonRoot": False}}}, "/global/podSecurityContext/runAsNonRoot"),
+        ({"services": {"video_diffusion": {"autoscaling": {"lagThreshold": 0}}}}, "autoscaling"),
+    ],
+)
+def test_a_bad_values_file_is_rejected(override: dict[str, Any], message: str) -> None:
+    import helm_python as helm
+
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.render(merge(environment_values("staging"), override), name="creatormesh", namespace="x")
+    assert message in str(caught.value)
+
+
+def test_gateway_api_option_renders_valid_grpcroutes() -> None:
+    values = merge(environment_values("production"), {"global": {"trafficRouting": "gatewayAPI"}})
+    objects = render(values)
+    routes = by_kind(objects, "GRPCRoute")
+    traffic = [r for r in by_kind(objects, "Rollout") if "trafficRouting" in r["spec"]["strategy"]["canary"]]
+    assert routes and len(routes) == len(traffic) and not by_kind(objects, "VirtualService")
+    services = {s["metadata"]["name"] for s in by_kind(objects, "Service")}
+    for r in traffic:
+        canary = r["spec"]["strategy"]["canary"]
+        assert {canary["stableService"], canary["canaryService"]} <= services
+        assert canary["trafficRouting"]["plugins"]["argoproj-labs/gatewayAPI"]["grpcRoute"] == r["metadata"]["name"]
+    report = validate_custom([o for o in objects if is_custom(o)])
+    assert all(r["validated"] and not r["errors"] for r in report), [r for r in report if r["errors"]]
+
+
+def test_external_kafka_renders_no_strimzi_objects() -> None:
+    objects = render(environment_values("canary"))
+    assert not {"Kafka", "KafkaTopic", "KafkaNodePool"} & {o["kind"] for o in objects}
+    env = {e["name"]: e.get("value") for e in pod_spec(by_kind(objects, "Rollout")[0])["containers"][0]["env"]}
+    assert env["CREATORMESH_KAFKA_BOOTSTRAP"] == "creatormesh-kafka-bootstrap.creatormesh-production.svc:9092"
+
+
+def test_strimzi_topics_cover_every_topic_and_dlq() -> None:
+    from creatormesh.common import topics
+
+    objects = render(environment_values("production"))
+    names = {t["spec"]["topicName"] for t in by_kind(objects, "KafkaTopic")}
+    mesh = set(topics.PAYLOADS) - {topics.SELFCHECK}  # the kit's own self-check topic is not deployed
+    assert mesh | {topics.dlq(t) for t in mesh} == names
+
+
+def test_consumed_topics_match_the_services_handlers() -> None:
+    """values' `consumes` (lag analysis, KEDA) is what each service's code really subscribes to."""
+    from creatormesh.common.plugins import discover, resolve
+    from creatormesh.common.server import Runtime
+    from creatormesh.common.settings import KitSettings
+
+    services = render_defaults()["services"]
+    plugins = discover()
+    for name, svc in services.items():
+        service = resolve(plugins[name].service)(Runtime(settings=KitSettings()))
+        assert sorted(service.handlers()) == sorted(svc["consumes"]), name
