@@ -45,10 +45,19 @@ demo: $(STAMP) ## start the whole mesh, drive the end-to-end flow, write build/d
 	$(BIN)/creatormesh demo
 
 .PHONY: test
-test: $(STAMP) lint protos-check vllm-venv ## everything CI runs: lint, contract checks, the test suite
+test: $(STAMP) lint protos-check vllm-venv deploy-tools ## everything CI runs: lint, contract checks, the test suite
 	$(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
 
 # --- pieces ------------------------------------------------------------------
+.PHONY: deploy-tools
+deploy-tools: ## promtool for the canary-query tests: extracted from Debian's prometheus package into .tools/ (no root)
+	@if [ -x .tools/promtool ] || command -v promtool >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
+	  rm -rf .tools/deb && mkdir -p .tools/deb && cd .tools/deb && apt-get download prometheus >/dev/null 2>&1 && \
+	  dpkg-deb -x prometheus_*.deb root && cp root/usr/bin/promtool ../promtool && cd .. && rm -rf deb && \
+	  ./promtool --version | head -1; \
+	else echo "no apt-get here: promtool tests skip (install Prometheus' promtool to run them)"; fi
+
 .PHONY: vllm-venv
 vllm-venv: $(STAMP) ## vLLM's CPU build in its own venv in the user cache (the Rerank tests' LM server; ~3.5 GB, once)
 	$(PY) -m creatormesh.viral_scoring.vllm_runtime
@@ -99,4 +108,4 @@ up: $(STAMP) ## start the mesh and stream its logs (Ctrl-C stops)
 
 .PHONY: clean
 clean: ## remove the virtualenv and build outputs
-	rm -rf $(VENV) build node_modules .creatormesh
+	rm -rf $(VENV) build node_modules .creatormesh .tools
