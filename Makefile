@@ -102,6 +102,11 @@ bench: $(STAMP) ## run the benchmarks (results go to docs/performance.md by hand
 	$(PY) benchmarks/ranking_rpc.py
 	$(PY) benchmarks/viral_scoring.py
 
+.PHONY: promote
+promote: ## promote a release: make promote FROM=canary TO=production [VERSION=x.y.z] (commits the release file)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote FROM=<env> TO=<env> [VERSION=x.y.z]"; exit 2; }
+	$(PY) argocd/promote.py $(FROM) $(TO) $(if $(VERSION),--version $(VERSION))
+
 .PHONY: up
 up: $(STAMP) ## start the mesh and stream its logs (Ctrl-C stops)
 	$(BIN)/creatormesh up

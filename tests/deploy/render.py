@@ -32,12 +32,17 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def environment_values(env: str) -> dict[str, Any]:
-    """The values Argo CD passes for ``env``: values.yaml, then version.yaml (see argocd/applicationset.yaml)."""
-    values: dict[str, Any] = {}
-    for name in ("values.yaml", "version.yaml"):
-        values = merge(values, yaml.safe_load((ENVIRONMENTS / env / name).read_text()) or {})
-    return values
+def release(env: str) -> dict[str, Any]:
+    """argocd/environments/<env>/release.yaml: version, revision, cluster, namespace."""
+    data: dict[str, Any] = yaml.safe_load((ENVIRONMENTS / env / "release.yaml").read_text())
+    return data
+
+
+def environment_values(env: str, component: str = "") -> dict[str, Any]:
+    """The values Argo CD passes for ``env`` (argocd/applicationset.yaml): the environment's values.yaml, then the
+    parameters global.image.tag (the release's version) and global.component."""
+    values: dict[str, Any] = yaml.safe_load((ENVIRONMENTS / env / "values.yaml").read_text()) or {}
+    return merge(values, {"global": {"image": {"tag": str(release(env)["version"])}, "component": component}})
 
 
 def environments() -> list[str]:

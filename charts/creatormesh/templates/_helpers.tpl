@@ -52,3 +52,16 @@ app.kubernetes.io/component: {{ .component }}
 - preferences.recorded
 - retrain.requested
 {{- end -}}
+
+{{/* "true" when this release renders service `name`: global.component is empty (everything) or that service.
+     Argo CD deploys one Application per service and environment, plus one for the shared objects. */}}
+{{- define "creatormesh.renders" -}}
+{{- $c := .ctx.Values.global.component | default "" -}}
+{{- if or (eq $c "") (eq $c .name) }}true{{ end -}}
+{{- end -}}
+
+{{/* "true" when this release renders the shared objects (analysis templates, Kafka, default deny, vLLM). */}}
+{{- define "creatormesh.shared" -}}
+{{- $c := .Values.global.component | default "" -}}
+{{- if or (eq $c "") (eq $c "shared") }}true{{ end -}}
+{{- end -}}
