@@ -71,6 +71,18 @@ def test_as_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load(KitSettings) == kit
 
 
+def test_secret_files_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "CREATORMESH_REDIS_URL").write_text("redis://secret-host:6380/1\n")
+    (tmp_path / "CREATORMESH_GRPC_PORT").write_text("not-a-port")
+    monkeypatch.setenv("CREATORMESH_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("CREATORMESH_GRPC_PORT", "50052")  # a variable wins over a file
+    s = load(KitSettings)
+    assert s.redis_url == "redis://secret-host:6380/1" and s.grpc_port == 50052
+    monkeypatch.delenv("CREATORMESH_GRPC_PORT")
+    with pytest.raises(SettingsError, match="CREATORMESH_GRPC_PORT"):
+        load(KitSettings)
+
+
 def test_table_lists_every_field() -> None:
     table = markdown_table([KitSettings])
     for name in KitSettings.model_fields:

@@ -9,6 +9,7 @@ each bad variable, so a misconfigured container fails fast with a readable line.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -80,9 +81,18 @@ class KitSettings(SettingsBase):
     )
 
 
+#: A directory of files named like the variables (CREATORMESH_REDIS_URL, ...), each holding one value: how
+#: Kubernetes Secrets reach a service without putting them in its environment. Variables still win over files.
+SECRETS_DIR_VARIABLE = "CREATORMESH_SECRETS_DIR"
+
+
 def load(cls: type[S], **overrides: Any) -> S:
-    """Build ``cls`` from the environment, raising :class:`SettingsError` naming bad variables."""
+    """Build ``cls`` from the environment (and the secret files of ``$CREATORMESH_SECRETS_DIR``), raising
+    :class:`SettingsError` naming bad variables."""
+    secrets = os.environ.get(SECRETS_DIR_VARIABLE)
     try:
+        if secrets:
+            return cls(_secrets_dir=secrets, **overrides)
         return cls(**overrides)
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
