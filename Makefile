@@ -50,7 +50,13 @@ test: $(STAMP) lint protos-check vllm-venv deploy-tools ## everything CI runs: l
 
 # --- pieces ------------------------------------------------------------------
 .PHONY: deploy-tools
-deploy-tools: ## promtool for the canary-query tests: extracted from Debian's prometheus package into .tools/ (no root)
+DEPLOY_TOOLS := checkov==3.3.30 ansible-core==2.19.14 ansible-lint==26.10.1 yamllint==1.38.0
+DEPLOY_VENV ?= $(HOME)/.cache/creatormesh/deploy-tools-1
+deploy-tools: ## checkov, ansible-lint, yamllint in their own venv (user cache), promtool from Debian's package (.tools/)
+	@if [ "$$(cat $(DEPLOY_VENV)/.installed 2>/dev/null)" != "$(DEPLOY_TOOLS)" ]; then \
+	  echo "deploy-tools: $(DEPLOY_TOOLS) -> $(DEPLOY_VENV)"; \
+	  $(PYTHON) -m venv $(DEPLOY_VENV) && $(DEPLOY_VENV)/bin/python -m pip install -q --upgrade pip && \
+	  $(DEPLOY_VENV)/bin/python -m pip install -q $(DEPLOY_TOOLS) && echo "$(DEPLOY_TOOLS)" > $(DEPLOY_VENV)/.installed; fi
 	@if [ -x .tools/promtool ] || command -v promtool >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
 	  rm -rf .tools/deb && mkdir -p .tools/deb && cd .tools/deb && apt-get download prometheus >/dev/null 2>&1 && \

@@ -5,9 +5,7 @@ other pods (stable, other services, client errors, streaming RPCs) do not count.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .render import ROOT, environment_values, render
+from .render import environment_values, render
+from .tools import tool
 
 ARGS = {"namespace": "creatormesh", "service": "ranking", "group": "ranking", "canary-hash": "canary1"}
 CONDITION = re.compile(r"^len\(result\) == 0 \|\| isNaN\(result\[0\]\) \|\| result\[0\] <= ([0-9.e+-]+)$")
@@ -25,13 +24,7 @@ OTHER = 'namespace="creatormesh", job="allocation", rollouts_pod_template_hash="
 
 
 def promtool() -> str:
-    exe = shutil.which("promtool") or str(ROOT / ".tools" / "promtool")
-    if not Path(exe).is_file():
-        message = "promtool comes from Debian's prometheus package (make test extracts it into .tools/)"
-        if os.environ.get("CI"):
-            raise RuntimeError(message)
-        pytest.skip(message)
-    return exe
+    return tool("promtool")  # Debian's prometheus package, extracted into .tools/ by make deploy-tools
 
 
 def handled(selector: str, code: str, per_minute: int, kind: str = "unary") -> dict[str, str]:
