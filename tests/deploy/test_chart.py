@@ -224,3 +224,18 @@ def test_consumed_topics_match_the_services_handlers() -> None:
     for name, svc in services.items():
         service = resolve(plugins[name].service)(Runtime(settings=KitSettings()))
         assert sorted(service.handlers()) == sorted(svc["consumes"]), name
+
+
+def test_a_service_can_have_its_own_ports() -> None:
+    values = merge(environment_values("production"), {"services": {"ranking": {"ports": {"grpc": 50061}}}})
+    objects = render(values)
+    rollout = next(o for o in objects if o["kind"] == "Rollout" and o["metadata"]["name"] == "ranking")
+    container = pod_spec(rollout)["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 50061, "metrics": 9464}
+    assert container["readinessProbe"]["grpc"]["port"] == 50061
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CREATORMESH_GRPC_PORT"] == "50061"
+    service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "ranking")
+    assert service["spec"]["ports"][0]["port"] == 50061
+    other = next(o for o in objects if o["kind"] == "Rollout" and o["metadata"]["name"] == "allocation")
+    assert pod_spec(other)["containers"][0]["ports"][0]["containerPort"] == 50051

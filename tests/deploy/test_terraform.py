@@ -127,7 +127,7 @@ def test_terraform_validate(tmp_path: Path, directory: Path) -> None:
     exe = terraform_binary()
     mirror = os.environ.get("TF_PLUGIN_MIRROR")
     if not mirror or not Path(mirror).is_dir():
-        pytest.skip("terraform validate needs the aws and tls providers from a local mirror (TF_PLUGIN_MIRROR)")
+        pytest.skip("terraform validate needs the AWS provider in a local mirror (TF_PLUGIN_MIRROR); never downloaded")
     work = tmp_path / "tf"
     shutil.copytree(TERRAFORM, work)
     root = work / "environments" / directory.name
