@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from kafka import TopicPartition
-from sqlalchemy import create_engine, text
 
 from creatormesh.allocation.allocator import Allocator, PoolMemberInput, PoolRequest
 from creatormesh.allocation.app import AllocationService
@@ -26,23 +25,8 @@ from creatormesh.common import kafka_compat, topics
 from creatormesh.common.runtime.broker import EmbeddedBroker
 from creatormesh.common.server import Server, build_runtime
 from creatormesh.common.settings import KitSettings
+from creatormesh.common.testing import postgres_schema_url
 from creatormesh.events.v1 import allocations_pb2, content_pb2, creators_pb2
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def postgres_url() -> Iterator[str]:
-    schema = f"alloc_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES}: {exc}")
-    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -50,7 +34,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Ledger]:
     if request.param == "sqlite":
         url_iter: Iterator[str] = iter([f"sqlite:///{tmp_path}/ledger.db"])
     else:
-        url_iter = postgres_url()
+        url_iter = postgres_schema_url("alloc")
     ledger = Ledger(next(url_iter))
     ledger.create_schema()
     yield ledger

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from creatormesh.common.errors import FailedPrecondition, NotFound
+from creatormesh.common.testing import postgres_schema_url
 from creatormesh.video_diffusion.limits import Params
 from creatormesh.video_diffusion.records import (
     BASE_VERSION,
@@ -26,29 +27,13 @@ from creatormesh.video_diffusion.records import (
 )
 from creatormesh.video_diffusion.store import VERSION_TABLE, Base, JobStore, migrate
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def postgres_url() -> Iterator[str]:
-    schema = f"vd_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES}: {exc}")
-    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/jobs.db"
     else:
-        yield from postgres_url()
+        yield from postgres_schema_url("vd")
 
 
 @pytest.fixture

@@ -14,6 +14,27 @@ import pytest
 from creatormesh.common.runtime.broker import EmbeddedBroker
 from creatormesh.common.runtime.redis_server import EmbeddedRedis
 
+#: The test PostgreSQL (the machine's; CI has it too).
+POSTGRES = os.environ.get("CREATORMESH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_schema_url(prefix: str) -> Iterator[str]:
+    """Yield a SQLAlchemy URL whose search_path is a fresh schema of the test PostgreSQL, dropped afterwards; skip the
+    test when no PostgreSQL answers. Use from a fixture: ``yield from postgres_schema_url("ledger")``."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001 — any failure to reach it means: no PostgreSQL here
+        pytest.skip(f"no PostgreSQL at {POSTGRES}: {exc}")
+    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[str]:
