@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +161,16 @@ def build_tiny(out_dir: Path, kind: str = "wan", seed: int = 0) -> Path:
             part.eval()
     pipeline_class = D.WanPipeline if kind == "wan" else D.CogVideoXPipeline
     pipe = pipeline_class(tokenizer=tokenizer, **parts)
+    return write_dir(out_dir, lambda staging: pipe.save_pretrained(staging, safe_serialization=True))
+
+
+def write_dir(out_dir: Path, save: Callable[[Path], object]) -> Path:
+    """Have ``save`` fill a hidden sibling directory, then move it to ``out_dir`` (which must be missing or empty):
+    a failed or interrupted save leaves no half-written model behind."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        pipe.save_pretrained(staging, safe_serialization=True)
+        save(staging)
         if out_dir.exists():
             out_dir.rmdir()
         staging.replace(out_dir)

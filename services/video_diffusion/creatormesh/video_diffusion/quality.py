@@ -19,8 +19,6 @@ one in the same layout for tests and the single-machine demo.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ import numpy.typing as npt
 import torch
 import transformers
 
-from .builder import build_tokenizer
+from .builder import build_tokenizer, write_dir
 
 #: transformers is untyped for mypy: its classes are reached through Any.
 T: Any = transformers
@@ -221,16 +219,10 @@ def build_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
     # the PIL backend when torchvision is absent (transformers 5); both save as "CLIPImageProcessor"
     processor_class = getattr(T, "CLIPImageProcessorPil", None) or T.CLIPImageProcessor
     image_processor = processor_class(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+
+    def save(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         image_processor.save_pretrained(staging)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.replace(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+
+    return write_dir(out_dir, save)
