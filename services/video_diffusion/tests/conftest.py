@@ -63,10 +63,13 @@ async def start(tmp_path: Path, redis_url: str, tiny_wan_dir: Path) -> AsyncIter
         "drift_window_size": 10,
     }
 
+    group = f"video_diffusion-{uuid.uuid4().hex[:8]}"  # one consumer group per test; its instances share it
+
     async def start_one(broker: str = "", **settings: Any) -> tuple[Any, VideoDiffusionService]:
         kit = KitSettings(
             grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, kafka_bootstrap=broker, redis_url=redis_url,
             consumer_retry_backoff_ms=10, drain_delay_seconds=0,
+            consumer_group=group,  # the embedded broker does not re-form a group its last member left
         )  # fmt: skip
         service = VideoDiffusionService(
             build_runtime(kit, "video_diffusion"), VideoDiffusionSettings(**{**base, **settings})

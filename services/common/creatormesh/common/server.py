@@ -77,7 +77,7 @@ class Service:
         """Load models and open resources. The service is NOT_SERVING until this returns."""
 
     def handlers(self) -> dict[str, Handler]:
-        """Kafka handlers by topic; the consumer group is the service name."""
+        """Kafka handlers by topic; the consumer group is the service name (or the kit's ``consumer_group``)."""
         return {}
 
     async def close(self) -> None:
@@ -150,8 +150,9 @@ class Server:
                 "%s has Kafka handlers but CREATORMESH_KAFKA_BOOTSTRAP is empty: not consuming", self.service.name
             )
             return
+        group = self.settings.consumer_group or self.service.name
         task = asyncio.create_task(
-            run_consumer(bus, self.service.name, handlers, self._stop_consumers), name=f"{self.service.name}-consumer"
+            run_consumer(bus, group, handlers, self._stop_consumers), name=f"{self.service.name}-consumer"
         )
         self._consumers.append(task)
 

@@ -73,6 +73,9 @@ class KitSettings(SettingsBase):
     idempotency_ttl_seconds: int = Field(
         7 * 24 * 3600, ge=60, description="How long consumers remember applied event ids."
     )
+    consumer_group: str = Field(
+        "", description="Kafka consumer group of the service's consumers (empty: the service's name)."
+    )
     consumer_max_attempts: int = Field(
         3, ge=1, le=100, description="Handler attempts per event before it goes to <topic>.dlq."
     )
