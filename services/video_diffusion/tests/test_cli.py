@@ -4,6 +4,7 @@ and storage in tmp_path (the service's settings come from the environment)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,17 @@ def test_train_lora(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_wan_di
     assert store.active_version() == "lora-0001"
     assert (tmp_path / "work" / "lora" / "mlflow" / "mlflow.db").is_file()  # the run was tracked locally
     store.close()
+
+
+def test_prepare_builds_the_tiny_models_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from creatormesh.video_diffusion.prepare import CLIP_VARIABLE, ensure_model
+    from creatormesh.video_diffusion.quality import CLIPScorer
+
+    monkeypatch.delenv(CLIP_VARIABLE, raising=False)
+    model = ensure_model(tmp_path / "models" / "tiny-wan")
+    assert (model / "model_index.json").is_file()
+    clip_dir = Path(os.environ[CLIP_VARIABLE])  # what the services started after prepare will read
+    assert clip_dir == tmp_path / "models" / "tiny-clip" and (clip_dir / "config.json").is_file()
+    assert CLIPScorer.load(clip_dir) is not None
+    stamp = (model / "model_index.json").stat().st_mtime_ns
+    assert ensure_model(model) == model and (model / "model_index.json").stat().st_mtime_ns == stamp  # reused
