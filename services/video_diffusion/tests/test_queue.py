@@ -215,3 +215,20 @@ async def test_a_lost_stream_is_recreated(make_queue: MakeQueue, redis: Any) -> 
 async def _owner(redis: Any, q: JobQueue, entry_id: str) -> str | None:
     pending = await redis.xpending_range(q.key, q.group, entry_id, entry_id, 1)
     return pending[0]["consumer"].decode() if pending else None
+
+
+async def test_enqueue_once_and_take(make_queue: MakeQueue) -> None:
+    q = make_queue("a")
+    await q.ensure_group()
+    assert await q.enqueue_once("req-1", 60, reason="2 picks")
+    assert not await q.enqueue_once("req-1", 60, reason="again")  # the same request, redelivered
+    stop = asyncio.Event()
+    delivery = await q.take(stop, block_ms=50)
+    assert delivery is not None and delivery.job_id == "req-1" and delivery.fields == {"reason": "2 picks"}
+    assert await q.ack(delivery)
+    waiting = asyncio.create_task(q.take(stop, block_ms=50))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # nothing queued: it keeps waiting
+    stop.set()
+    assert await asyncio.wait_for(waiting, 2) is None
+    await q.redis.delete(f"{q.key}:seen:req-1")

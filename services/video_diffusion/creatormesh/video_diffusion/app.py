@@ -297,15 +297,7 @@ class VideoDiffusionService(Service):
 
     async def _work(self) -> None:
         """One worker: take a delivery, run its job, acknowledge it (also when there was nothing to do)."""
-        while not self._stop.is_set():
-            try:
-                delivery = await self.queue.next(block_ms=1000)
-            except Exception as exc:  # noqa: BLE001 — Redis outage: wait and retry
-                log.warning("job queue unavailable: %s", exc)
-                await asyncio.sleep(2.0)
-                continue
-            if delivery is None:
-                continue
+        while (delivery := await self.queue.take(self._stop)) is not None:
             job_id = delivery.job_id
             self._running.add(job_id)
             started = time.perf_counter()

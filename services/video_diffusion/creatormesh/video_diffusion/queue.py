@@ -7,6 +7,7 @@ Works on Redis >= 6.2 (XPENDING IDLE) with the RESP2 client of ``creatormesh.com
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -35,6 +36,16 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
+
+
+_ENQUEUE_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+end
+return false
+"""
+#: How long a consumer waits after a failed read (Redis outage) before it tries again.
+RETRY_AFTER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class JobQueue:
         self.max_deliveries = max_deliveries
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._ack = redis.register_script(_ACK)
+        self._enqueue_once = redis.register_script(_ENQUEUE_ONCE)
 
     async def ensure_group(self) -> None:
         """Create the stream and group if missing; the group starts at the beginning, so nothing enqueued before it
@@ -103,6 +115,27 @@ class JobQueue:
     async def enqueue(self, job_id: str, **fields: str) -> str:
         """Append a job; returns the entry id."""
         return _str(await self.redis.xadd(self.key, {"job_id": job_id, **fields}))
+
+    async def enqueue_once(self, job_id: str, ttl_s: int, **fields: str) -> bool:
+        """Append a job unless ``job_id`` was enqueued this way in the last ``ttl_s`` seconds (atomically: a
+        redelivered request is queued once); True when it was appended."""
+        values = [v for pair in {"job_id": job_id, **fields}.items() for v in pair]
+        added = await self._enqueue_once(keys=[self.key, f"{self.key}:seen:{job_id}"], args=[ttl_s, *values])
+        return bool(added)
+
+    async def take(self, stop: asyncio.Event, block_ms: int = 1000) -> Delivery | None:
+        """The next delivery, waiting (and waiting out Redis outages) until there is one; None once ``stop`` is
+        set. What a worker loop calls."""
+        while not stop.is_set():
+            try:
+                delivery = await self.next(block_ms=block_ms)
+            except Exception as exc:  # noqa: BLE001 — Redis outage: wait and retry
+                log.warning("queue %s unavailable: %s", self.key, exc)
+                await asyncio.sleep(RETRY_AFTER_S)
+                continue
+            if delivery is not None:
+                return delivery
+        return None
 
     async def next(self, block_ms: int = 0) -> Delivery | None:
         """A stale delivery reclaimed from a dead worker, else a new entry (waiting up to ``block_ms``; 0: no wait).

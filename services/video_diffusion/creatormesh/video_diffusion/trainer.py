@@ -35,13 +35,6 @@ log = logging.getLogger(__name__)
 #: How long a request's event id is remembered for deduplication.
 SEEN_TTL_S = 30 * 24 * 3600
 
-_ENQUEUE_ONCE = """
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  return redis.call('XADD', KEYS[1], '*', 'job_id', ARGV[1], 'reason', ARGV[3], 'base_version', ARGV[4])
-end
-return false
-"""
-
 
 #: train-lora's exit status when the adapter was trained but is worse than the active one.
 EXIT_NOT_REGISTERED = 3
@@ -93,29 +86,18 @@ class TrainingRuns:
         self.log_dir = Path(log_dir)
         self.heartbeat_s = heartbeat_s
         self.running: str | None = None
-        self._enqueue_once = queue.redis.register_script(_ENQUEUE_ONCE)
 
     async def request(self, request_id: str, reason: str = "", base_version: str = "") -> bool:
         """Queue a training run for request ``request_id`` (the event id); False when it was queued before."""
-        added = await self._enqueue_once(
-            keys=[self.queue.key, f"{self.queue.key}:seen:{request_id}"],
-            args=[request_id, SEEN_TTL_S, reason, base_version],
-        )
+        added = await self.queue.enqueue_once(request_id, SEEN_TTL_S, reason=reason, base_version=base_version)
         if added:
             log.info("training run %s queued: %s", request_id, reason or "no reason given")
-        return bool(added)
+        return added
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Take requests and run them until ``stop`` is set; a Redis outage is waited out."""
-        while not stop.is_set():
-            try:
-                delivery = await self.queue.next(block_ms=1000)
-            except Exception as exc:  # noqa: BLE001 — Redis outage: wait and retry
-                log.warning("training queue unavailable: %s", exc)
-                await asyncio.sleep(2.0)
-                continue
-            if delivery is not None:
-                await self.run_one(delivery)
+        while (delivery := await self.queue.take(stop)) is not None:
+            await self.run_one(delivery)
 
     async def run_one(self, delivery: Delivery) -> RunResult:
         """Run the training command for one delivery; acknowledge it unless the run crashed."""
