@@ -46,7 +46,7 @@ demo: $(STAMP) ## start the whole mesh, drive the end-to-end flow, write build/d
 
 .PHONY: test
 test: $(STAMP) lint protos-check vllm-venv deploy-tools ## everything CI runs: lint, contract checks, the test suite
-	$(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
+	CREATORMESH_DEPLOY_VENV=$(DEPLOY_VENV) $(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
 
 # --- pieces ------------------------------------------------------------------
 .PHONY: deploy-tools

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .render import ROOT
-from .tools import tool, tool_env
+from .tools import ROOT, tool, tool_env
 
 ANSIBLE = ROOT / "ansible"
 PLAYBOOK = "playbooks/gpu-nodes.yml"

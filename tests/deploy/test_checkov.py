@@ -4,8 +4,6 @@ Rollout is also scanned as the Deployment with the same pod template (what the R
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 import yaml
 
 from .render import environment_values, environments, render
-from .tools import tool
+from .tools import checkov, failures
 
 
 def as_deployment(rollout: dict[str, Any]) -> dict[str, Any]:
@@ -22,21 +20,6 @@ def as_deployment(rollout: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": rollout["metadata"],
         "spec": {"replicas": spec.get("replicas", 2), "selector": spec["selector"], "template": spec["template"]},
     }  # fmt: skip
-
-
-def checkov(directory: Path, framework: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [tool("checkov"), "-d", str(directory), "--framework", framework, "--skip-download", "-o", "json"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    report = json.loads(out.stdout)
-    result: dict[str, Any] = report[0] if isinstance(report, list) else report
-    return result
-
-
-def failures(report: dict[str, Any]) -> list[str]:
-    failed = report.get("results", {}).get("failed_checks", [])
-    return [f"{c['check_id']} {c['resource']} ({c['check_name']})" for c in failed]
 
 
 @pytest.mark.parametrize("env", environments())

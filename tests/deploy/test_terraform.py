@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from .render import ROOT
-from .test_checkov import checkov, failures
-from .tools import DEPLOY_VENV, tool
+from .tools import DEPLOY_VENV, ROOT, checkov, failures, tool
 
 TERRAFORM = ROOT / "terraform"
 MODULES = sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
