@@ -61,6 +61,12 @@ def build_tokenizer(words: list[str] | None = None) -> Any:
     )
 
 
+#: The tiny text encoder of both pipelines (Wan's UMT5 and CogVideoX's T5 share the architecture's knobs).
+TINY_T5: dict[str, int] = {
+    "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
+}  # fmt: skip
+
+
 def _tiny_wan(vocab_size: int) -> dict[str, Any]:
     transformer = D.WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -77,17 +83,7 @@ def _tiny_wan(vocab_size: int) -> dict[str, Any]:
     vae = D.AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    text_encoder = T.UMT5EncoderModel(
-        T.UMT5Config(
-            vocab_size=vocab_size,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
+    text_encoder = T.UMT5EncoderModel(T.UMT5Config(vocab_size=vocab_size, **TINY_T5))
     return {
         "transformer": transformer,
         "vae": vae,
@@ -123,17 +119,7 @@ def _tiny_cogvideox(vocab_size: int) -> dict[str, Any]:
         norm_num_groups=2,
         temporal_compression_ratio=4,
     )
-    text_encoder = T.T5EncoderModel(
-        T.T5Config(
-            vocab_size=vocab_size,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-        )
-    )
+    text_encoder = T.T5EncoderModel(T.T5Config(vocab_size=vocab_size, **TINY_T5))
     return {
         "transformer": transformer,
         "vae": vae,
