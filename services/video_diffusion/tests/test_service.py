@@ -223,3 +223,20 @@ async def test_videos_requested_over_kafka(start: Start, broker: str) -> None:
     job = (await stub.GetJob(pb.GetJobRequest(job_id=generated[0].job_id))).job
     assert job.request_id == request_id and job.status == pb.JOB_STATUS_SUCCEEDED
     assert await asyncio.to_thread(kafka_compat.count_records, broker, topics.dlq(topics.VIDEOS_REQUESTED), 1) >= 1
+
+
+async def test_submitted_prompts_feed_the_drift_measure(start: Start) -> None:
+    from creatormesh.video_diffusion import monitoring
+
+    stub, service = await start(workers=0)  # API only: submissions are not generated
+    for i in range(20):  # 10 fill the reference window, 10 the recent one (see conftest)
+        params = tiny_params(f"sneaker ad number {i} on a rainy street")
+        await stub.SubmitGeneration(pb.SubmitGenerationRequest(request_id=uuid.uuid4().hex, user_id="u", params=params))
+    deadline = asyncio.get_running_loop().time() + 60
+    while service.drift is None or service.drift.counts != (10, 10):
+        assert asyncio.get_running_loop().time() < deadline, "prompts never reached the drift windows"
+        await asyncio.sleep(0.1)
+    score = service.drift.score()
+    assert score is not None and 0.0 <= score < 0.5  # one topic: little drift
+    await asyncio.sleep(0.2)  # the gauge is set right after the last add
+    assert monitoring.DRIFT._value.get() == pytest.approx(score)

@@ -49,6 +49,8 @@ SEED_RANGE = 2**32
 PROGRESS_MAXLEN = 10_000
 """Progress entries kept per job (steps x candidates + a few)."""
 PROGRESS_TTL_SECONDS = 86_400
+DRIFT_BACKLOG = 1000
+"""Prompts waiting to be embedded for the drift measure."""
 
 
 def progress_json(p: Progress) -> str:
@@ -87,6 +89,8 @@ class VideoDiffusionService(Service):
         self._scorer: CLIPScorer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._progress: asyncio.Queue[Progress] = asyncio.Queue()
+        # Prompts for the drift measure, embedded off the request path (dropped, not waited for, when it lags).
+        self._prompts: asyncio.Queue[str] = asyncio.Queue(maxsize=DRIFT_BACKLOG)
         self._running: set[str] = set()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -171,6 +175,7 @@ class VideoDiffusionService(Service):
         active = await asyncio.to_thread(self.store.active_version)
         await asyncio.to_thread(self.use_adapter, active)
         self._tasks.append(asyncio.create_task(self._publish_progress(), name="vd-progress"))
+        self._tasks.append(asyncio.create_task(self._track_drift(), name="vd-drift"))
         self._tasks.append(asyncio.create_task(self._outbox_loop(), name="vd-outbox"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="vd-sweep"))
         for i in range(s.workers):
@@ -235,11 +240,23 @@ class VideoDiffusionService(Service):
         if not replayed:
             await self.queue.enqueue(stored.job_id)
             monitoring.JOBS.labels("submitted").inc()
-            if self.drift is not None:
-                score = await asyncio.to_thread(self._track_prompt, self.drift, params.prompt)
-                if score is not None:
-                    monitoring.DRIFT.set(score)
+            with contextlib.suppress(asyncio.QueueFull):
+                self._prompts.put_nowait(params.prompt)
         return stored, replayed
+
+    async def _track_drift(self) -> None:
+        """Embed submitted prompts into the drift windows and export the drift (MiniLM on a worker thread)."""
+        while True:
+            prompt = await self._prompts.get()
+            if self.drift is None:
+                continue
+            try:
+                score = await asyncio.to_thread(self._track_prompt, self.drift, prompt)
+            except Exception as exc:  # noqa: BLE001 — a metric must not stop the service
+                log.warning("prompt drift not updated: %s", exc)
+                continue
+            if score is not None:
+                monitoring.DRIFT.set(score)
 
     @staticmethod
     def _track_prompt(drift: PromptDrift, prompt: str) -> float | None:
