@@ -158,13 +158,12 @@ class JobRunner:
             if p.on_candidate is not None:
                 p.on_candidate(job, done)
             c.status = done.status
-            fraction = sum(x.status in (CandidateStatus.SUCCEEDED, CandidateStatus.FAILED) for x in job.candidates)
             message = f"candidate {c.index + 1}/{total} " + (
                 "ready" if done.status == CandidateStatus.SUCCEEDED else "failed"
             )
             self.publish(
                 Progress(
-                    job.job_id, JobStatus.RUNNING, fraction / total, message, c.index, c.candidate_id,
+                    job.job_id, JobStatus.RUNNING, job.fraction, message, c.index, c.candidate_id,
                     candidate=done, error=done.error,
                 )
             )  # fmt: skip
@@ -202,8 +201,7 @@ class JobRunner:
         def on_step(step: int, steps: int) -> None:
             if stop.is_set():
                 raise Stopped
-            done = sum(x.status in (CandidateStatus.SUCCEEDED, CandidateStatus.FAILED) for x in job.candidates)
-            fraction = (done + step / steps) / total
+            fraction = job.fraction + step / steps / total  # the candidates finished so far, and this one's part
             update = Progress(
                 job.job_id, JobStatus.RUNNING, fraction, f"candidate {c.index + 1}/{total}: step {step}/{steps}",
                 c.index, c.candidate_id, step, steps,
