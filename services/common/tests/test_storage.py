@@ -170,3 +170,26 @@ def test_fetch_local_for_paths_and_s3(s3_endpoint: str, unique: str, tmp_path: P
     assert fetch_local(uri, tmp_path / "cache", store) == local  # cached
     with pytest.raises(StorageError, match=f"s3://fetch-{unique}/clips/gone.mp4"):
         fetch_local(f"s3://fetch-{unique}/clips/gone.mp4", tmp_path / "cache", store)
+
+
+def test_storage_from_settings(s3_endpoint: str, unique: str, tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from creatormesh.common.storage import storage_from
+
+    @dataclass(frozen=True)
+    class Settings:
+        storage: str
+        s3_endpoint_url: str = ""
+        s3_region: str = "us-east-1"
+        s3_access_key: str = ""
+        s3_secret_key: str = ""
+
+    local = storage_from(Settings(str(tmp_path / "media")))
+    assert isinstance(local, LocalStorage)
+    s3(s3_endpoint, f"from-{unique}")  # creates the bucket
+    remote = storage_from(Settings(f"s3://from-{unique}/videos", s3_endpoint, "us-east-1", ACCESS_KEY, SECRET_KEY))
+    assert isinstance(remote, S3Storage) and (remote.bucket, remote.prefix) == (f"from-{unique}", "videos")
+    (tmp_path / "a.txt").write_text("hi")
+    uri = remote.put_file(tmp_path / "a.txt", "a.txt")  # the endpoint and keys really were used
+    assert remote.get_file(uri, tmp_path / "b.txt").read_text() == "hi"

@@ -272,6 +272,32 @@ def _code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
+class StorageOptions(Protocol):
+    """The storage fields a service's settings carry (stream_clipper's and video_diffusion's do)."""
+
+    @property
+    def storage(self) -> str: ...
+    @property
+    def s3_endpoint_url(self) -> str: ...
+    @property
+    def s3_region(self) -> str: ...
+    @property
+    def s3_access_key(self) -> str: ...
+    @property
+    def s3_secret_key(self) -> str: ...
+
+
+def storage_from(settings: StorageOptions) -> Storage:
+    """:func:`open_storage` for a service's settings: its location, and its S3 options where set."""
+    return open_storage(
+        settings.storage,
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key or None,
+        secret_key=settings.s3_secret_key or None,
+    )
+
+
 def open_storage(location: str, **s3_options: Any) -> Storage:
     """``/path`` or ``file:///path`` → LocalStorage; ``s3://bucket/prefix`` → S3Storage (``s3_options`` passed on)."""
     if location.startswith("s3://"):

@@ -17,7 +17,7 @@ from creatormesh.common import topics
 from creatormesh.common.bus import Event, Handler
 from creatormesh.common.server import Runtime, Service, Servicer
 from creatormesh.common.settings import load
-from creatormesh.common.storage import open_storage
+from creatormesh.common.storage import storage_from
 from creatormesh.events.v1 import clips_pb2
 from creatormesh.stream_clipper.keywords import KeywordRules
 from creatormesh.stream_clipper.live import LiveClipper
@@ -94,13 +94,7 @@ class StreamClipperService(Service):
         self.parts = Parts(
             engine=engine,
             keywords=KeywordRules.load(s.keywords_path or None),
-            storage=open_storage(
-                s.storage,
-                endpoint_url=s.s3_endpoint_url or None,
-                region=s.s3_region,
-                access_key=s.s3_access_key or None,
-                secret_key=s.s3_secret_key or None,
-            ),
+            storage=storage_from(s),
             work_dir=work,
             render=RenderConfig(
                 font_dir=Path(s.fonts_dir) if s.fonts_dir else None,

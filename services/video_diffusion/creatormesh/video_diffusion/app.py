@@ -24,7 +24,7 @@ from creatormesh.common.bus import Event, Handler
 from creatormesh.common.errors import NotFound, require
 from creatormesh.common.server import Runtime, Service, Servicer
 from creatormesh.common.settings import as_env, load
-from creatormesh.common.storage import Storage, fetch_local, open_storage
+from creatormesh.common.storage import Storage, fetch_local, storage_from
 from creatormesh.events.v1 import retrain_pb2, videos_pb2  # noqa: F401 — registers the event types
 from creatormesh.video_diffusion.v1 import video_diffusion_pb2 as pb
 from creatormesh.video_diffusion.v1 import video_diffusion_pb2_grpc
@@ -135,13 +135,7 @@ class VideoDiffusionService(Service):
         if s.warm_up:
             seconds = await asyncio.to_thread(self.engine.warm_up)
             log.info("pipeline warmed up in %.2f s", seconds)
-        self.storage = open_storage(
-            s.storage,
-            endpoint_url=s.s3_endpoint_url or None,
-            region=s.s3_region,
-            access_key=s.s3_access_key or None,
-            secret_key=s.s3_secret_key or None,
-        )
+        self.storage = storage_from(s)
         if s.clip_model_dir:
             self._scorer = await asyncio.to_thread(CLIPScorer.load, Path(s.clip_model_dir), device=s.device)
         self.drift = PromptDrift(

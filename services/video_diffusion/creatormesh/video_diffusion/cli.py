@@ -101,7 +101,7 @@ def train_lora_cmd(
 
     from creatormesh.common.errors import DomainError
     from creatormesh.common.settings import load
-    from creatormesh.common.storage import open_storage
+    from creatormesh.common.storage import storage_from
 
     from .lora import MlflowTracker, TrainConfig, mlflow_available
     from .retrain import retrain
@@ -117,10 +117,7 @@ def train_lora_cmd(
     )  # fmt: skip
     migrate(s.database_url)
     store = JobStore(s.database_url)
-    storage = open_storage(
-        s.storage, endpoint_url=s.s3_endpoint_url or None, region=s.s3_region,
-        access_key=s.s3_access_key or None, secret_key=s.s3_secret_key or None,
-    )  # fmt: skip
+    storage = storage_from(s)
     work = Path(s.work_dir) / "lora"
     tracker = None
     if mlflow_available():
