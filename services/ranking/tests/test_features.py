@@ -191,3 +191,15 @@ async def test_rejects_bad_records(store: FeatureStore) -> None:
         await store.record("", interaction("u", "m"))
     with pytest.raises(ValueError, match="finite"):
         await store.record("e", interaction("u", "m", watch_seconds=float("inf")))
+
+
+async def test_features_of_many_users_in_one_read_match_one_by_one(store: FeatureStore, unique: str) -> None:
+    users = [f"{unique}-many-{i}" for i in range(4)]
+    for i, u in enumerate(users[:3]):
+        for k in range(i + 1):
+            await store.record(f"{u}-{k}", InteractionRecord(u, f"item-{k}", "like", 1000.0 + k, genres=("Comedy",)))
+    await store.set_interests(users[1], ["music"])
+    many = await store.features_many(users)
+    assert many == [await store.features(u) for u in users]
+    assert [f.total_interactions for f in many] == [1, 2, 3, 0]
+    assert many[1].interests == ["music", "comedy"] and not many[3].found

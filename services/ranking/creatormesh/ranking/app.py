@@ -8,11 +8,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from creatormesh.common import topics
+from creatormesh.common.batching import Batcher
 from creatormesh.common.bus import Event, Handler
 from creatormesh.common.embeddings import TextEmbedder
 from creatormesh.common.errors import FailedPrecondition, InvalidArgument, require
@@ -21,7 +23,7 @@ from creatormesh.common.server import Runtime, Service, Servicer
 from creatormesh.common.settings import load
 from creatormesh.events.v1 import interactions_pb2
 from creatormesh.ranking import abtest
-from creatormesh.ranking.catalog import Catalog, ItemMeta
+from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.experiments import ArmLog
 from creatormesh.ranking.features import FeatureStore, InteractionRecord
 from creatormesh.ranking.index import ItemIndex
@@ -49,6 +51,9 @@ class RankingService(Service):
         self.arms: ArmLog
         self._follow: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._batcher: Batcher[RankInput, Page] = Batcher(self._rank_batch, self.settings.max_batch)
+        # one thread ranks every batch: its thread-local state (torch, OpenMP, FAISS) is set up once, at warm-up
+        self._ranking_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking")
 
     def servicers(self) -> Sequence[Servicer]:
         return [Servicer(ranking_pb2_grpc.add_RankingServiceServicer_to_server, RankingServicer(self), FULL_NAME)]
@@ -64,7 +69,7 @@ class RankingService(Service):
         embedder = await asyncio.to_thread(TextEmbedder, s.embedder_path or None, threads=s.torch_threads)
         recommender = await asyncio.to_thread(Recommender.load, model_path, embedder)
         index = ItemIndex(recommender.dim, exact_max_items=s.exact_index_max_items, ef_search=s.hnsw_ef_search)
-        self.ranker = Ranker(recommender, index, Catalog(), s)
+        self.ranker = Ranker(recommender, index, s)
         trained = [ItemMeta(c) for c in recommender.catalog()]
         await asyncio.to_thread(self.ranker.add_items, trained)
         redis = redis_client(self.runtime.settings.redis_url)
@@ -91,6 +96,7 @@ class RankingService(Service):
             self._follow.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow
+        self._ranking_thread.shutdown(wait=False, cancel_futures=True)
 
     def _apply(self, stored: list[Stored]) -> None:
         """Index live items; those embedded by another model version are embedded again. Items this
@@ -109,10 +115,15 @@ class RankingService(Service):
 
     # --- use cases called by the servicer ------------------------------------
     async def rank(self, req: RankInput) -> Page:
+        """One page; concurrent calls are ranked together (one feature read, model pass and index search)."""
         if not hasattr(self, "ranker"):
             raise FailedPrecondition("the ranking models are not loaded yet")
-        features = await self.features.features(req.user_id)
-        return await asyncio.to_thread(self.ranker.rank, req, features)
+        return await self._batcher.submit(req)
+
+    async def _rank_batch(self, reqs: list[RankInput]) -> list[Page]:
+        features = await self.features.features_many([r.user_id for r in reqs])
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ranking_thread, self.ranker.rank_many, reqs, features)
 
     def state_of(self, interactions: int) -> tuple[str, float]:
         w = blend_weight(interactions, self.settings.warm_after_interactions)

@@ -1,14 +1,21 @@
 """Item metadata the ranker needs (labels, creator, quality, publication time), with an
-interest → items table for cold start. Thread-safe: the item consumer writes while requests read."""
+interest → items table for cold start. Thread-safe: the item consumer writes while requests read.
+
+Every item also has a slot: a row in column arrays (``columns.py``) that page scoring reads.
+"""
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+import numpy as np
+from numpy.typing import NDArray
+
+from creatormesh.ranking.columns import Codes, Columns, ItemRows
 from creatormesh.ranking.recommender import ItemContent
 
 NEUTRAL = 0.5
@@ -65,12 +72,14 @@ class ItemMeta:
 
 
 class Catalog:
-    """Every rankable item by id, plus per-label lists ordered by quality (best first)."""
+    """Every rankable item by id, plus per-label lists ordered by quality (best first), plus the items'
+    column arrays by slot. ``vectors`` names the model vectors kept per item and their widths."""
 
-    def __init__(self) -> None:
+    def __init__(self, vectors: Mapping[str, int] | None = None) -> None:
         self._items: dict[str, ItemMeta] = {}
         self._by_label: dict[str, list[tuple[float, str]]] = {}
         self._lock = threading.Lock()
+        self._columns = Columns(vectors or {})
 
     def __len__(self) -> int:
         return len(self._items)
@@ -81,9 +90,18 @@ class Catalog:
     def get(self, item_id: str) -> ItemMeta | None:
         return self._items.get(item_id)
 
-    def upsert(self, items: Iterable[ItemMeta]) -> None:
+    def upsert(self, items: Sequence[ItemMeta], vectors: Mapping[str, NDArray[np.float32]] | None = None) -> None:
+        """Add or replace ``items``; ``vectors`` gives each kept model vector for every item (row i = items[i])."""
+        given = dict(vectors or {})
+        widths = self._columns.widths
+        if set(given) != set(widths):
+            raise ValueError(f"vectors must be given for {sorted(widths)}, got {sorted(given)}")
+        for name, array in given.items():
+            if array.shape != (len(items), widths[name]):
+                raise ValueError(f"{name} vectors must be {(len(items), widths[name])}, got {array.shape}")
         with self._lock:
-            for meta in items:
+            for k, meta in enumerate(items):
+                self._columns.store(meta, {name: array[k] for name, array in given.items()})
                 old = self._items.get(meta.item_id)
                 if old is not None:
                     for label in (*old.labels, _ALL):
@@ -96,6 +114,26 @@ class Catalog:
                     continue
                 for label in (*meta.labels, _ALL):
                     bisect.insort(self._by_label.setdefault(label, []), (-meta.quality, meta.item_id))
+
+    # --- column access -----------------------------------------------------------------------------------
+
+    def codes(self) -> Codes:
+        """Label, genre and creator codes for encoding one request's interests and items."""
+        with self._lock:
+            return self._columns.codes()
+
+    def slots(self, item_ids: Iterable[str]) -> NDArray[np.intp]:
+        """The slots of the known items among ``item_ids``, in order (unknown ids are skipped)."""
+        slot_of = self._columns.slots.get
+        return np.fromiter((s for i in item_ids if (s := slot_of(i)) is not None), dtype=np.intp)
+
+    def rows(self, item_ids: Iterable[str]) -> ItemRows:
+        """The rows of the known items among ``item_ids``, in order (unknown ids are skipped)."""
+        return self.rows_at(self.slots(item_ids))
+
+    def rows_at(self, slots: NDArray[np.intp]) -> ItemRows:
+        with self._lock:
+            return self._columns.rows(slots)
 
     def best_for(
         self, interests: Sequence[str], n: int, *, min_quality: float = 0.0, exclude: Collection[str] = ()

@@ -76,6 +76,13 @@ return 1
 """
 
 
+# KEYS: meta, history, genres; ARGV: entries to read — one user's read, atomic like a MULTI
+_READ = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1),
+        redis.call('HGETALL', KEYS[3]), redis.call('PTTL', KEYS[1])}
+"""
+
+
 @dataclass(frozen=True)
 class InteractionRecord:
     """One user interaction; ``type`` is a lower-case name from TYPE_WEIGHTS, ``genres`` the item's genres/hashtags."""
@@ -165,6 +172,11 @@ def _fields(raw: dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    """A hash as a script returns it (field, value, field, value, ...) as text."""
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
 def normalize_labels(labels: Sequence[str]) -> list[str]:
     """Lower-cased, stripped, empty ones dropped, first occurrence kept."""
     return list(dict.fromkeys(label.strip().lower() for label in labels if label.strip()))
@@ -209,6 +221,7 @@ class FeatureStore:
         self.prefix = prefix
         self._keep = max(history_length, recent_window)  # history entries kept in Redis
         self._record = redis.register_script(_RECORD)
+        self._read_script = redis.register_script(_READ)
 
     def _key(self, user_id: str, part: str) -> str:
         return f"{self.prefix}:user:{{{user_id}}}:{part}"
@@ -258,17 +271,24 @@ class FeatureStore:
         return bool(await self._record(keys=keys, args=args))
 
     async def _read(self, user_id: str) -> tuple[dict[str, str], list[dict[str, Any]], dict[str, str], int]:
-        """meta, history (newest first), genres hash, milliseconds to live — one consistent MULTI read."""
-        meta, history, genres = (self._key(user_id, p) for p in ("meta", "history", "genres"))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(meta)
-            pipe.lrange(history, 0, self._keep - 1)
-            pipe.hgetall(genres)
-            pipe.pttl(meta)
-            raw_meta, raw_history, raw_genres, pttl = await pipe.execute()
-        entries = [json.loads(e) for e in raw_history]
-        entries.sort(key=lambda e: -float(e["occurred_at"]))  # stable: arrival order among equal times
-        return _fields(raw_meta), entries, _fields(raw_genres), int(pttl)
+        """meta, history (newest first), genres hash, milliseconds to live — one consistent read."""
+        return (await self._read_many([user_id]))[0]
+
+    async def _read_many(
+        self, user_ids: Sequence[str]
+    ) -> list[tuple[dict[str, str], list[dict[str, Any]], dict[str, str], int]]:
+        """``_read`` for several users in one round trip (each user's read is a script, so atomic)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                keys = [self._key(user_id, p) for p in ("meta", "history", "genres")]
+                await self._read_script(keys=keys, args=[self._keep], client=pipe)
+            replies = await pipe.execute()
+        out = []
+        for raw_meta, raw_history, raw_genres, pttl in replies:
+            entries = [json.loads(e) for e in raw_history]
+            entries.sort(key=lambda e: -float(e["occurred_at"]))  # stable: arrival order among equal times
+            out.append((_pairs(raw_meta), entries, _pairs(raw_genres), int(pttl)))
+        return out
 
     @staticmethod
     def _learned(genres: dict[str, str]) -> list[InterestWeight]:
@@ -283,7 +303,16 @@ class FeatureStore:
 
     async def features(self, user_id: str) -> UserFeatures:
         """The user's features; an unknown (or expired) user gives found=False with zeros and empty lists."""
-        meta, entries, genres, pttl = await self._read(user_id)
+        return (await self.features_many([user_id]))[0]
+
+    async def features_many(self, user_ids: Sequence[str]) -> list[UserFeatures]:
+        """``features`` of several users, read in one round trip."""
+        reads = await self._read_many(user_ids)
+        return [self._features(u, *read) for u, read in zip(user_ids, reads, strict=True)]
+
+    def _features(
+        self, user_id: str, meta: dict[str, str], entries: list[dict[str, Any]], genres: dict[str, str], pttl: int
+    ) -> UserFeatures:
         if not meta:
             return UserFeatures(user_id, False, 0, 0.0, [], [], 0, None)
         declared: list[str] = json.loads(meta.get("declared", "[]"))

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
 KINDS = ("auto", "flat", "hnsw", "ivf")
+_T = TypeVar("_T")
 DEAD_SHARE = 0.2  # rebuild when more than this share of rows is dead
 MIN_REBUILD_ROWS = 64  # below this many rows dead rows are cheap: never rebuild for them alone
 
@@ -97,6 +98,7 @@ class ItemIndex:
         self._vectors = np.empty((0, dim), dtype=np.float32)  # row -> vector (capacity grows by doubling)
         self._alive = np.empty(0, dtype=bool)  # row -> still the current vector of its id
         self._row_ids: list[str] = []  # row -> item id
+        self._keys = np.empty(0, dtype=np.int64)  # row -> the caller's integer key of the item (-1 = none)
         self._rows: dict[str, int] = {}  # item id -> its live row
         self._trained_rows = 0  # IVF: rows when the coarse quantizer was trained
         self._kind = self._kind_for(0)
@@ -143,18 +145,23 @@ class ItemIndex:
                 out[found] = self._vectors[[r for r in rows if r is not None]]
         return out, found
 
-    def add(self, ids: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        """Upsert: new ids are added, an id already present gets the new vector (the last one wins in a batch)."""
+    def add(self, ids: Sequence[str], vectors: NDArray[np.float32], keys: NDArray[np.int64] | None = None) -> None:
+        """Upsert: new ids are added, an id already present gets the new vector (the last one wins in a batch).
+        ``keys`` are integers of the caller's (its row numbers for the items) that ``search_keys`` returns."""
         batch = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim) if len(ids) else None
         if batch is None:
             return
         if batch.shape[0] != len(ids):
             raise ValueError(f"{len(ids)} ids but {batch.shape[0]} vectors")
+        key_batch = np.full(len(ids), -1, dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
+        if key_batch.shape != (len(ids),):
+            raise ValueError(f"{len(ids)} ids but {key_batch.shape} keys")
         last = {item_id: i for i, item_id in enumerate(ids)}  # duplicates in one batch: the last wins
         if len(last) < len(ids):
             keep = sorted(last.values())
             ids = [ids[i] for i in keep]
             batch = batch[keep]
+            key_batch = key_batch[keep]
         with self._writer:
             faiss.omp_set_num_threads(self.build_threads)  # OpenMP thread counts are per calling thread
             replaced = [self._rows[i] for i in ids if i in self._rows]
@@ -164,58 +171,83 @@ class ItemIndex:
             kind = self._kind_for(live)
             retrain = kind == "ivf" and rows > 2 * max(self._trained_rows, 1)
             if kind != self._kind or retrain or (rows >= MIN_REBUILD_ROWS and dead > DEAD_SHARE * rows):
-                self._rebuild(kind, list(ids), batch)
+                self._rebuild(kind, list(ids), batch, key_batch)
             else:
-                self._append(list(ids), batch, replaced)
+                self._append(list(ids), batch, key_batch, replaced)
 
     def search(self, query: NDArray[np.float32], k: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
         """The k items with the highest inner product with `query`, best first, never an excluded id."""
-        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
-        if k <= 0:
-            return []
-        if not isinstance(exclude, (set, frozenset, dict)):
-            exclude = set(exclude)
+        return self.search_many(np.asarray(query, dtype=np.float32).reshape(1, self.dim), k, [exclude])[0]
+
+    def search_many(
+        self, queries: NDArray[np.float32], k: int, excludes: Sequence[Collection[str]]
+    ) -> list[list[tuple[str, float]]]:
+        """``search`` for each row of ``queries`` (with ``excludes[i]`` left out of row i's results) in one
+        FAISS call; a row whose filters leave too few results is searched again, wider."""
+
+        def ids(rows: NDArray[np.int64], scores: NDArray[np.float32]) -> list[tuple[str, float]]:
+            return list(zip([self._row_ids[r] for r in rows.tolist()], scores.tolist(), strict=True))
+
+        return self._search(queries, k, excludes, ids)
+
+    def search_keys(
+        self, queries: NDArray[np.float32], k: int, excludes: Sequence[Collection[str]]
+    ) -> list[NDArray[np.int64]]:
+        """``search_many`` giving the items' keys (see ``add``), best first, instead of ids and scores."""
+        return self._search(queries, k, excludes, lambda rows, _: self._keys[rows])
+
+    def _search(
+        self, queries: NDArray[np.float32], k: int, excludes: Sequence[Collection[str]],
+        convert: Callable[[NDArray[np.int64], NDArray[np.float32]], _T],
+    ) -> list[_T]:  # fmt: skip
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if len(excludes) != q.shape[0]:
+            raise ValueError(f"{q.shape[0]} queries but {len(excludes)} exclude sets")
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         faiss.omp_set_num_threads(1)  # per calling thread: request threads must not each start an OpenMP team
         with self._rw.read():
-            rows = len(self._row_ids)
-            live = len(self._rows)
-            excluded = sum(1 for item_id in exclude if item_id in self._rows)
-            wanted = min(k, live - excluded)
-            if wanted <= 0:
-                return []
-            # over-fetch for dead and excluded rows; widen if the filter still leaves too few
-            fetch = min(rows, math.ceil((k + excluded) * rows / live) + 8)
-            while True:
-                found = self._search_rows(q, fetch)
-                if len(found) >= wanted + excluded or fetch >= rows:
-                    break
-                fetch = min(rows, fetch * 2)
-            out: list[tuple[str, float]] = []
-            for row, score in found:
-                item_id = self._row_ids[row]
-                if item_id in exclude:
-                    continue
-                out.append((item_id, score))
-                if len(out) == k:
-                    break
+            if k <= 0 or not q.shape[0] or not self._rows:
+                return [convert(*none) for _ in excludes]
+            rows, live = len(self._row_ids), len(self._rows)
+            row_of = self._rows.get
+            skip = [np.fromiter((r for i in e if (r := row_of(i)) is not None), dtype=np.int64) for e in excludes]
+            # over-fetch for dead and excluded rows; widen a row if the filters still leave too few
+            fetch = min(rows, math.ceil((k + max(len(x) for x in skip)) * rows / live) + 8)
+            labels, scores = self._search_rows(q, fetch)
+            out = []
+            for i, excluded in enumerate(skip):
+                wanted = min(k, live - len(excluded))
+                mine, wider = self._usable(labels[i], excluded), fetch
+                while wanted > 0 and mine.sum() < wanted and wider < rows:
+                    wider = min(rows, wider * 2)
+                    row_labels, row_scores = self._search_rows(q[i : i + 1], wider)
+                    labels_i, scores_i = row_labels[0], row_scores[0]
+                    mine = self._usable(labels_i, excluded)
+                if wider == fetch:
+                    labels_i, scores_i = labels[i], scores[i]
+                keep = np.flatnonzero(mine)[: max(wanted, 0)]
+                out.append(convert(labels_i[keep], scores_i[keep]))
             return out
 
     # -- internals (callers hold the locks) --
 
-    def _search_rows(self, q: NDArray[np.float32], fetch: int) -> list[tuple[int, float]]:
-        """The best `fetch` rows (fewer once dead ones are dropped), best first."""
+    def _usable(self, labels: NDArray[np.int64], excluded: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Which of the found rows are real, alive and not excluded."""
+        ok = labels >= 0
+        ok[ok] = self._alive[labels[ok]]
+        if len(excluded):
+            ok &= ~np.isin(labels, excluded)
+        return ok
+
+    def _search_rows(self, q: NDArray[np.float32], fetch: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """The best `fetch` rows per query, best first ((n, fetch) rows, -1 where there are fewer, and scores)."""
         rows = len(self._row_ids)
         if fetch >= rows and self._kind != "flat":  # asking for everything: a scan is exact and no slower
-            all_scores = self._vectors[:rows] @ q[0]
-            live = np.flatnonzero(self._alive[:rows])
-            order = live[np.argsort(-all_scores[live], kind="stable")]
-            return list(zip(order.tolist(), all_scores[order].tolist(), strict=True))
+            all_scores = q @ self._vectors[:rows].T
+            order = np.argsort(-all_scores, axis=1, kind="stable")
+            return order.astype(np.int64), np.take_along_axis(all_scores, order, axis=1)
         scores, labels = self._index.search(q, fetch)
-        labels = labels[0]
-        ok = labels >= 0
-        labels, top = labels[ok], scores[0][ok]
-        ok = self._alive[labels]
-        return list(zip(labels[ok].tolist(), top[ok].tolist(), strict=True))
+        return labels, scores
 
     def _kind_for(self, live: int) -> str:
         if self._requested != "auto":
@@ -243,11 +275,11 @@ class ItemIndex:
             index.add(vectors)
         return index
 
-    def _append(self, ids: list[str], batch: NDArray[np.float32], replaced: list[int]) -> None:
+    def _append(self, ids: list[str], batch: NDArray[np.float32], keys: NDArray[np.int64], replaced: list[int]) -> None:
         start = len(self._row_ids)
         end = start + len(ids)
         if self._kind == "ivf" and not self._index.is_trained:
-            self._rebuild("ivf", ids, batch)
+            self._rebuild("ivf", ids, batch, keys)
             return
         with self._rw.write():
             if end > self._vectors.shape[0]:
@@ -256,8 +288,11 @@ class ItemIndex:
                 vectors[:start] = self._vectors[:start]
                 alive = np.zeros(capacity, dtype=bool)
                 alive[:start] = self._alive[:start]
-                self._vectors, self._alive = vectors, alive
+                row_keys = np.full(capacity, -1, dtype=np.int64)
+                row_keys[:start] = self._keys[:start]
+                self._vectors, self._alive, self._keys = vectors, alive, row_keys
             self._vectors[start:end] = batch
+            self._keys[start:end] = keys
             self._index.add(batch)
             self._alive[replaced] = False
             self._alive[start:end] = True
@@ -265,19 +300,21 @@ class ItemIndex:
             for offset, item_id in enumerate(ids):
                 self._rows[item_id] = start + offset
 
-    def _rebuild(self, kind: str, ids: list[str], batch: NDArray[np.float32]) -> None:
+    def _rebuild(self, kind: str, ids: list[str], batch: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
         """Compact the live rows plus the batch into a fresh index; searches use the old one meanwhile."""
         new = set(ids)
         keep = [(item_id, row) for item_id, row in self._rows.items() if item_id not in new]
         old_rows = np.fromiter((row for _, row in keep), dtype=np.int64, count=len(keep))
         vectors = np.concatenate([self._vectors[old_rows], batch]) if keep else batch.copy()
         row_ids = [item_id for item_id, _ in keep] + ids
+        row_keys = np.concatenate([self._keys[old_rows], keys])
         index = self._new_index(kind, vectors)
         with self._rw.write():
             self._index = index
             self._kind = kind
             self._vectors = vectors
             self._alive = np.ones(len(row_ids), dtype=bool)
+            self._keys = row_keys
             self._row_ids = row_ids
             self._rows = {item_id: row for row, item_id in enumerate(row_ids)}
             self._trained_rows = len(row_ids) if kind == "ivf" else 0

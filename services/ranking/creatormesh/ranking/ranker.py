@@ -15,13 +15,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from creatormesh.ranking.abtest import CONTROL
 from creatormesh.ranking.catalog import NEUTRAL, Catalog, ItemMeta
-from creatormesh.ranking.diversity import coverage, intra_list_diversity, mmr
+from creatormesh.ranking.columns import Codes, ItemRows, rows_of
+from creatormesh.ranking.diversity import genre_coverage, list_diversity_codes, mmr_codes
 from creatormesh.ranking.features import UserFeatures
 from creatormesh.ranking.index import ItemIndex
 from creatormesh.ranking.recommender import Recommender, UserContext
@@ -33,6 +35,7 @@ SEQUENCE_CANDIDATES = 50
 VECTOR_CACHE_SIZE = 20_000
 MMR_POOL_FACTOR = 4
 MMR_POOL_MIN = 100
+TOWER, SEQUENCE = "tower", "sequence"  # the model vectors the catalogue keeps per item
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,7 @@ class RankInput:
     now: float  # epoch seconds
 
 
-@dataclass(frozen=True)
-class ScoredItem:
+class ScoredItem(NamedTuple):
     item: ItemMeta
     score: float
     two_tower: float
@@ -89,11 +91,27 @@ def interest_match(labels: frozenset[str], interests: frozenset[str]) -> float:
     return min(1.0, len(labels & interests) / min(len(labels), 2))
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """One request's candidates and their score columns."""
+
+    rows: ItemRows
+    score: NDArray[np.float64]
+    two_tower: NDArray[np.float64]
+    sequence: NDArray[np.float64]
+    match: NDArray[np.float64]
+    fresh: NDArray[np.float64]
+    pool: NDArray[np.intp]  # the best MMR_POOL_FACTOR x limit candidates, best first
+
+
 class Ranker:
-    def __init__(self, recommender: Recommender, index: ItemIndex, catalog: Catalog, settings: RankingSettings) -> None:
+    """Ranks pages for one request or for a batch of concurrent requests (``rank_many``: one model pass
+    and one index search for the whole batch, the same pages as ranking them one by one)."""
+
+    def __init__(self, recommender: Recommender, index: ItemIndex, settings: RankingSettings) -> None:
         self.recommender = recommender
         self.index = index
-        self.catalog = catalog
+        self.catalog = Catalog(vectors={TOWER: recommender.dim, SEQUENCE: recommender.sequence_dim})
         self.settings = settings
         self._vectors: OrderedDict[tuple[object, ...], NDArray[np.float32]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -103,18 +121,22 @@ class Ranker:
         """Index ``items`` (embedding them unless ``vectors`` are given); returns their vectors."""
         if not items:
             return np.zeros((0, self.recommender.dim), dtype=np.float32)
+        contents = [m.content for m in items]
         if vectors is None:
-            vectors = self.recommender.item_vectors([m.content for m in items])
-        self.catalog.upsert(items)
-        self.index.add([m.item_id for m in items], vectors)
+            vectors = self.recommender.item_vectors(contents)
+        sequence = self.recommender.sequence_item_vectors(contents)
+        ids = [m.item_id for m in items]
+        self.catalog.upsert(items, {TOWER: vectors, SEQUENCE: sequence})
+        self.index.add(ids, vectors, self.catalog.slots(ids))
         return vectors
 
-    def _vectors_for(self, items: Sequence[ItemMeta], from_request: bool) -> NDArray[np.float32]:
-        """Index vectors where the index holds this content, cached or freshly embedded vectors otherwise."""
+    def _vectors_for(self, items: Sequence[ItemMeta]) -> NDArray[np.float32]:
+        """Item-tower vectors of a request's own items: the index's where it holds this content, else cached or
+        freshly embedded."""
         out, found = self.index.vectors([m.item_id for m in items])
         missing: list[int] = []
         for i, meta in enumerate(items):
-            if found[i] and (not from_request or self.catalog.get(meta.item_id) == meta):
+            if found[i] and self.catalog.get(meta.item_id) == meta:
                 continue
             with self._cache_lock:
                 vector = self._vectors.get(_content_key(meta))
@@ -134,90 +156,135 @@ class Ranker:
 
     # --- ranking ----------------------------------------------------------------
     def rank(self, req: RankInput, features: UserFeatures) -> Page:
-        s = self.settings
-        learned_share = blend_weight(features.total_interactions, s.warm_after_interactions)
-        state = WARM if learned_share >= 1.0 else COLD
-        w = 0.0 if req.arm == CONTROL else learned_share
-        history = features.history
-        interests = tuple(features.interests)
-        user = UserContext(req.user_id, interests, history)
-        user_vec = self.recommender.user_vector(user)
-        seen = req.exclude | frozenset(history)
+        return self.rank_many([req], [features])[0]
 
-        if req.candidates:
-            merged = (
-                c.merged_over(self.catalog.get(c.item_id)) for c in req.candidates if c.item_id not in req.exclude
-            )
-            items = [m for m in merged if not m.blocked]
-            source = REQUEST
-        else:
-            items = self._retrieve(user, user_vec, w, seen)
-            source = INDEX
-        if not items:
-            return Page([], state, w, source, 0.0, 0.0, 0, self.recommender.version)
-
-        vectors = self._vectors_for(items, from_request=source == REQUEST)
-        two_tower = self.recommender.two_tower_scores(user_vec, vectors)
-        sequence = (
-            self.recommender.sequence_scores(user, [m.content for m in items])
-            if history
-            else np.full(len(items), NEUTRAL)
+    def rank_many(self, reqs: Sequence[RankInput], features: Sequence[UserFeatures]) -> list[Page]:
+        """One page per request, in order."""
+        if len(reqs) != len(features):
+            raise ValueError(f"{len(reqs)} requests but {len(features)} feature sets")
+        if not reqs:
+            return []
+        s, rec = self.settings, self.recommender
+        users = [UserContext(r.user_id, tuple(f.interests), f.history) for r, f in zip(reqs, features, strict=True)]
+        shares = [blend_weight(f.total_interactions, s.warm_after_interactions) for f in features]
+        weights = [0.0 if r.arm == CONTROL else x for r, x in zip(reqs, shares, strict=True)]
+        user_vecs = rec.user_vectors(users)
+        states, known = rec.sequence_states(users)
+        seen = [r.exclude | frozenset(u.history) for r, u in zip(reqs, users, strict=True)]
+        retrieved = self._retrieve_many(
+            [i for i, r in enumerate(reqs) if not r.candidates], users, user_vecs, states, known, weights, seen
         )
-        learned = self.recommender.learned_scores(two_tower, sequence)
-        wanted = frozenset(interests)
-        match = np.array([interest_match(m.labels, wanted) for m in items])
-        quality = np.array([m.quality for m in items])
-        fresh = np.array([freshness(m.published_at, req.now, s.freshness_half_life_hours) for m in items])
-        relevance = w * learned + (1.0 - w) * match
-        score = (1.0 - s.quality_weight - s.freshness_weight) * relevance + s.quality_weight * quality
-        score = score + s.freshness_weight * fresh
+        scored: list[_Scored | None] = []
+        for i, req in enumerate(reqs):
+            codes = self.catalog.codes()
+            rows = retrieved[i] if i in retrieved else self._request_rows(req, codes)
+            has_history = bool(users[i].history) and bool(known[i])
+            interests = np.array(codes.labels(users[i].interests), dtype=np.int64)
+            scored.append(self._score(req, rows, interests, user_vecs[i], states[i], has_history, weights[i]))
+        return [
+            self._page(req, x, shares[i], weights[i])
+            if x is not None
+            else Page([], WARM if shares[i] >= 1.0 else COLD, weights[i], _source(req), 0.0, 0.0, 0, rec.version)
+            for i, (req, x) in enumerate(zip(reqs, scored, strict=True))
+        ]
 
-        feats = [m.diversity for m in items]
+    def _request_rows(self, req: RankInput, codes: Codes) -> ItemRows:
+        merged = (c.merged_over(self.catalog.get(c.item_id)) for c in req.candidates if c.item_id not in req.exclude)
+        items = [m for m in merged if not m.blocked]
+        vectors = {
+            TOWER: self._vectors_for(items),
+            SEQUENCE: self.recommender.sequence_item_vectors([m.content for m in items]),
+        }
+        return rows_of(items, codes, vectors)
+
+    def _score(
+        self, req: RankInput, rows: ItemRows, interests: NDArray[np.int64], user_vec: NDArray[np.float32],
+        state: NDArray[np.float32], has_history: bool, w: float,
+    ) -> _Scored | None:  # fmt: skip
+        if not len(rows):
+            return None
+        s, rec = self.settings, self.recommender
+        two_tower = rec.two_tower_scores(user_vec, rows.vectors[TOWER])
+        sequence = rec.sequence_scores_from(state, has_history, rows.vectors[SEQUENCE])
+        learned = rec.learned_scores(two_tower, sequence)
+        match = interest_matches(rows.labels, interests)
+        fresh = freshness_of(rows.published, req.now, s.freshness_half_life_hours)
+        relevance = w * learned + (1.0 - w) * match
+        score = (1.0 - s.quality_weight - s.freshness_weight) * relevance + s.quality_weight * rows.quality
+        score = score + s.freshness_weight * fresh
         # MMR looks at the best MMR_POOL_FACTOR x limit items only: deeper ones are (almost) never picked
         pool = np.argsort(-score, kind="stable")[: max(MMR_POOL_FACTOR * req.limit, MMR_POOL_MIN)]
-        picked, penalties = mmr(score[pool], [feats[i] for i in pool], min(req.limit, len(pool)), req.diversity)
-        order = [int(pool[k]) for k in picked]
-        page = [
-            ScoredItem(
-                items[i],
-                float(score[i]) - p,
-                float(two_tower[i]),
-                float(sequence[i]),
-                float(quality[i]),
-                float(fresh[i]),
-                float(match[i]),
-                p,
-            )
-            for i, p in zip(order, penalties, strict=True)
-        ]
-        chosen = [feats[i] for i in order]
+        return _Scored(rows, score, two_tower, sequence, match, fresh, pool)
+
+    def _page(self, req: RankInput, x: _Scored, share: float, w: float) -> Page:
+        """The MMR re-rank of the best ``MMR_POOL_FACTOR x limit`` candidates into the page."""
+        pool = x.pool
+        genres, creator = x.rows.genres[pool], x.rows.creator[pool]
+        picks, penalty = mmr_codes(x.score[pool], genres, creator, req.limit, req.diversity)
+        order = pool[picks]
+        columns = zip(
+            x.rows.metas(order), (x.score[order] - penalty).tolist(), x.two_tower[order].tolist(),
+            x.sequence[order].tolist(), x.rows.quality[order].tolist(), x.fresh[order].tolist(),
+            x.match[order].tolist(), penalty.tolist(), strict=True,
+        )  # fmt: skip
+        items = [ScoredItem(*values) for values in columns]
         return Page(
-            page, state, w, source, intra_list_diversity(chosen), coverage(chosen, feats),
-            len(items), self.recommender.version,
+            items, WARM if share >= 1.0 else COLD, w, _source(req), list_diversity_codes(genres[picks], creator[picks]),
+            genre_coverage(x.rows.genres[order], x.rows.genres), len(x.rows), self.recommender.version,
         )  # fmt: skip
 
-    def _retrieve(
-        self, user: UserContext, user_vec: NDArray[np.float32], w: float, seen: frozenset[str]
-    ) -> list[ItemMeta]:
+    def _retrieve_many(
+        self, which: list[int], users: Sequence[UserContext], user_vecs: NDArray[np.float32],
+        states: NDArray[np.float32], known: NDArray[np.bool_], weights: Sequence[float],
+        seen: Sequence[frozenset[str]],
+    ) -> dict[int, ItemRows]:  # fmt: skip
+        """Candidates of the requests in ``which`` from the index, the sequence model and cold start."""
         s = self.settings
-        ids: dict[str, None] = {}
-        if w > 0:
-            for item_id, _ in self.index.search(user_vec, s.retrieval_candidates, exclude=seen):
-                ids[item_id] = None
-            if user.history:
-                for item_id in self.recommender.sequence_top(user, SEQUENCE_CANDIDATES, exclude=seen):
-                    ids[item_id] = None
-        if w < 1:
-            cold = self.catalog.best_for(
-                user.interests, s.retrieval_candidates, min_quality=s.cold_min_quality, exclude=seen
-            )
-            ids.update(dict.fromkeys(cold))
-        out = []
-        for item_id in ids:
-            meta = self.catalog.get(item_id)
-            if meta is not None and not meta.blocked:
-                out.append(meta)
+        parts: dict[int, list[NDArray[np.intp]]] = {i: [] for i in which}
+        learned = [i for i in which if weights[i] > 0]
+        if learned:
+            found = self.index.search_keys(user_vecs[learned], s.retrieval_candidates, [seen[i] for i in learned])
+            for i, slots in zip(learned, found, strict=True):
+                parts[i].append(slots)
+            with_history = [i for i in learned if users[i].history and known[i]]
+            if with_history:
+                tops = self.recommender.sequence_top_many(
+                    states[with_history], known[with_history], SEQUENCE_CANDIDATES, [seen[i] for i in with_history]
+                )
+                for i, top in zip(with_history, tops, strict=True):
+                    parts[i].append(self.catalog.slots(top))
+        for i in which:
+            if weights[i] < 1:
+                cold = self.catalog.best_for(
+                    users[i].interests, s.retrieval_candidates, min_quality=s.cold_min_quality, exclude=seen[i]
+                )
+                parts[i].append(self.catalog.slots(cold))
+        out = {}
+        for i, slot_lists in parts.items():
+            slots = np.concatenate(slot_lists) if slot_lists else np.zeros(0, dtype=np.intp)
+            _, first = np.unique(slots, return_index=True)  # each item once, where it first came
+            rows = self.catalog.rows_at(slots[np.sort(first)])
+            out[i] = rows.take(np.flatnonzero(~rows.blocked)) if rows.blocked.any() else rows
         return out
+
+
+def _source(req: RankInput) -> str:
+    return REQUEST if req.candidates else INDEX
+
+
+def interest_matches(labels: NDArray[np.int64], interests: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``interest_match`` for every row of label codes ((n, width), -1 padded) against interest codes."""
+    if not interests.size:
+        return np.zeros(labels.shape[0])
+    sizes = (labels >= 0).sum(axis=1)
+    hits = np.isin(labels, interests).sum(axis=1)
+    return np.where(sizes > 0, np.minimum(1.0, hits / np.maximum(np.minimum(sizes, 2), 1)), 0.0)
+
+
+def freshness_of(published: NDArray[np.float64], now: float, half_life_hours: float) -> NDArray[np.float64]:
+    """``freshness`` for an array of publication times (NaN = unknown = neutral)."""
+    age_hours = np.maximum(0.0, now - published) / 3600.0
+    return np.where(np.isnan(published), NEUTRAL, np.power(0.5, age_hours / half_life_hours))
 
 
 def _content_key(meta: ItemMeta) -> tuple[object, ...]:

@@ -85,6 +85,7 @@ class Recommender:
         self._item_vectors = tensors["item_vectors"].astype(np.float32)
         self._text = tensors["text_embeddings"].astype(np.float32)
         self._seq_table = torch.from_numpy(tensors["sequence_embeddings"].astype(np.float32))
+        self._seq_table_t = np.ascontiguousarray(self._seq_table.numpy().T)
         # row 0 = padding, so history ids can index it directly
         self._seq_table_padded = torch.cat([torch.zeros(1, self._seq_table.shape[1]), self._seq_table])
         self._hidden_cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, bool]] = OrderedDict()
@@ -234,36 +235,64 @@ class Recommender:
 
     # --- sequence --------------------------------------------------------------------------------------------
 
-    def _hidden(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
-        """Last-position SASRec states (n, d) and whether each user had any known history item."""
-        if len(users) == 1:  # the serving path: one user, often asked twice per page (scores and top items)
-            state, has_one = self._hidden_one(users[0].history)
-            return state[None, :], np.array([has_one])
-        return self._encode(users)
+    @property
+    def sequence_dim(self) -> int:
+        return int(self._seq_table.shape[1])
 
-    def _encode(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
-        seqs = [[self._index[i] + 1 for i in u.history if i in self._index] for u in users]
-        has = np.array([bool(s) for s in seqs])
+    def _hidden(self, users: Sequence[UserContext]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
+        """Last-position SASRec states (n, d) and whether each user had any known history item. Small batches
+        (the serving path) go through a cache keyed by the last ``max_len`` known history items."""
+        if len(users) > HIDDEN_CACHE_SIZE // 4:  # offline scoring of many users: nothing to reuse
+            return self._encode([u.history for u in users])
+        keys = [tuple(i for i in u.history if i in self._index)[-self.sequence.config.max_len :] for u in users]
+        states: list[tuple[torch.Tensor, bool] | None] = [None] * len(keys)
+        with self._hidden_lock:
+            for i, key in enumerate(keys):
+                hit = self._hidden_cache.get(key)
+                if hit is not None:
+                    self._hidden_cache.move_to_end(key)
+                    states[i] = hit
+        missing = [i for i, state in enumerate(states) if state is None]
+        if missing:
+            hidden, has = self._encode([keys[i] for i in missing])
+            with self._hidden_lock:
+                for row, i in enumerate(missing):
+                    states[i] = self._hidden_cache[keys[i]] = (hidden[row], bool(has[row]))
+                while len(self._hidden_cache) > HIDDEN_CACHE_SIZE:
+                    self._hidden_cache.popitem(last=False)
+        done = [state for state in states if state is not None]
+        return torch.stack([h for h, _ in done]), np.array([known for _, known in done], dtype=bool)
+
+    def _encode(self, histories: Sequence[Sequence[str]]) -> tuple[torch.Tensor, NDArray[np.bool_]]:
+        seqs = [[self._index[i] + 1 for i in history if i in self._index] for history in histories]
+        has = np.array([bool(s) for s in seqs], dtype=bool)
         padded_ids = torch.from_numpy(left_pad(seqs, self.sequence.config.max_len))
         with torch.inference_mode():
             hidden = self.sequence.encode(self._seq_table_padded[padded_ids], padded_ids > 0)[:, -1]
         return hidden, has
 
-    def _hidden_one(self, history: tuple[str, ...]) -> tuple[torch.Tensor, bool]:
-        """One user's state, cached by the last ``max_len`` known history items (what ``_encode`` reads)."""
-        key = tuple(i for i in history if i in self._index)[-self.sequence.config.max_len :]
-        with self._hidden_lock:
-            hit = self._hidden_cache.get(key)
-            if hit is not None:
-                self._hidden_cache.move_to_end(key)
-                return hit
-        hidden, has = self._encode([UserContext("", (), key)])
-        value = (hidden[0], bool(has[0]))
-        with self._hidden_lock:
-            self._hidden_cache[key] = value
-            while len(self._hidden_cache) > HIDDEN_CACHE_SIZE:
-                self._hidden_cache.popitem(last=False)
-        return value
+    def sequence_states(self, users: Sequence[UserContext]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """(n, d) SASRec states of ``users`` and whether each had a known history item (else scores are neutral)."""
+        if not users:
+            return np.zeros((0, self.sequence_dim), dtype=np.float32), np.zeros(0, dtype=bool)
+        hidden, has = self._hidden(users)
+        return hidden.numpy(), has
+
+    def sequence_item_vectors(self, items: Sequence[ItemContent]) -> NDArray[np.float32]:
+        """(n, d) SASRec item embeddings (what a state is multiplied with to score an item)."""
+        if not items:
+            return np.zeros((0, self.sequence_dim), dtype=np.float32)
+        return self._sequence_table(items).numpy()
+
+    def sequence_scores_from(
+        self, state: NDArray[np.float32], known: bool, item_vectors: NDArray[np.float32]
+    ) -> NDArray[np.float64]:
+        """Calibrated next-item scores of items given by ``sequence_item_vectors`` for one user's state."""
+        if not known:
+            return np.full(item_vectors.shape[0], NEUTRAL)
+        logits = (item_vectors @ state).astype(np.float64)
+        scores: NDArray[np.float64] = self._calibrate_sequence(logits[None, :], np.array([True]))[0]
+        return scores
 
     def _calibrate_sequence(self, logits: NDArray[np.float64], has: NDArray[np.bool_]) -> NDArray[np.float64]:
         mean, std = self._seq_cal
@@ -300,29 +329,34 @@ class Recommender:
         """(n,) calibrated next-item scores in [0, 1]; 0.5 for every item when no history item is known."""
         if not items:
             return np.zeros(0, dtype=np.float64)
-        hidden, has = self._hidden([user])
-        if not has[0]:
-            return np.full(len(items), NEUTRAL)
-        with torch.inference_mode():
-            logits = (self._sequence_table(items) @ hidden[0]).numpy().astype(np.float64)
-        scores: NDArray[np.float64] = self._calibrate_sequence(logits[None, :], has)[0]
-        return scores
+        states, has = self.sequence_states([user])
+        return self.sequence_scores_from(states[0], bool(has[0]), self.sequence_item_vectors(items))
 
     def sequence_top(self, user: UserContext, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The ``n`` best next items among the known catalogue, leaving out ``exclude`` and the user's history
         (empty when no history item is known)."""
-        hidden, has = self._hidden([user])
-        if not has[0] or n <= 0:
-            return []
-        with torch.inference_mode():
-            logits = (self._seq_table @ hidden[0]).numpy().astype(np.float64)
-        skip = [self._index[i] for i in (*exclude, *user.history) if i in self._index]
-        logits[skip] = -math.inf
-        k = min(n, int(np.isfinite(logits).sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-logits, k - 1)[:k]
-        return [self.item_ids[i] for i in top[np.argsort(-logits[top], kind="stable")]]
+        states, has = self.sequence_states([user])
+        return self.sequence_top_many(states, has, n, [(*exclude, *user.history)])[0]
+
+    def sequence_top_many(
+        self, states: NDArray[np.float32], has: NDArray[np.bool_], n: int, excludes: Sequence[Collection[str]]
+    ) -> list[list[str]]:
+        """``sequence_top`` for several users' states at once (one matrix product over the catalogue)."""
+        out: list[list[str]] = [[] for _ in range(states.shape[0])]
+        if n <= 0 or not has.any():
+            return out
+        logits = (states @ self._seq_table_t).astype(np.float64)
+        for row, exclude in enumerate(excludes):
+            if not has[row]:
+                continue
+            scores = logits[row]
+            scores[[self._index[i] for i in exclude if i in self._index]] = -math.inf
+            k = min(n, int(np.isfinite(scores).sum()))
+            if k <= 0:
+                continue
+            top = np.argpartition(-scores, k - 1)[:k]
+            out[row] = [self.item_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
+        return out
 
     # --- blend -----------------------------------------------------------------------------------------------
 

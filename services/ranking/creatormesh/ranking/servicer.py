@@ -100,32 +100,21 @@ def _state_pb(state: str) -> pb.UserState.ValueType:
 
 
 def page_pb(page: Page, experiment: str, arm: abtest.Arm) -> pb.RankForYouResponse:
-    items = [
-        pb.RankedItem(
-            item_id=s.item.item_id,
-            rank=i + 1,
-            score=s.score,
-            creator_id=s.item.creator_id,
-            genres=sorted(s.item.labels),
-            breakdown=pb.ScoreBreakdown(
-                two_tower=s.two_tower,
-                sequence=s.sequence,
-                quality=s.quality,
-                freshness=s.freshness,
-                interest_match=s.interest_match,
-                blend_weight=page.blend_weight,
-                diversity_penalty=s.diversity_penalty,
-            ),
-        )
-        for i, s in enumerate(page.items)
-    ]
-    return pb.RankForYouResponse(
-        items=items, user_state=_state_pb(page.user_state), blend_weight=page.blend_weight, experiment=experiment,
+    out = pb.RankForYouResponse(
+        user_state=_state_pb(page.user_state), blend_weight=page.blend_weight, experiment=experiment,
         arm=arm.name, arm_source=pb.ARM_SOURCE_HEADER if arm.source == abtest.HEADER else pb.ARM_SOURCE_BUCKET,
         model_version=page.model_version, intra_list_diversity=page.intra_list_diversity, coverage=page.coverage,
         candidates_considered=page.considered,
         candidate_source=pb.CANDIDATE_SOURCE_REQUEST if page.source == REQUEST else pb.CANDIDATE_SOURCE_INDEX,
     )  # fmt: skip
+    add = out.items.add
+    for i, s in enumerate(page.items):  # field by field: about half the time of building and copying messages
+        item = add(item_id=s.item.item_id, rank=i + 1, score=s.score, creator_id=s.item.creator_id,
+                   genres=sorted(s.item.labels))  # fmt: skip
+        b = item.breakdown
+        b.two_tower, b.sequence, b.quality, b.freshness = s.two_tower, s.sequence, s.quality, s.freshness
+        b.interest_match, b.blend_weight, b.diversity_penalty = s.interest_match, page.blend_weight, s.diversity_penalty
+    return out
 
 
 _TYPES: dict[str, Any] = {
