@@ -4,10 +4,14 @@ echo baseline measured in the same run.
 Stores ITEMS synthetic live items (clustered unit vectors of the trained model's dimension, random
 genres and quality) in Redis the way the `content.scored` consumer does, starts `creatormesh serve
 echo` and `creatormesh serve ranking` (each its own process; ranking loads the items into its
-HNSW index at start), records a warm viewer's history in the feature store, then measures:
+HNSW index at start), records VIEWERS warm viewers' histories (30 random trained items each) and
+VIEWERS cold viewers' interests (two random genres) in the feature store, then measures:
 
 - one caller: p50/p99 of RankForYou (top-50, retrieval from the index), warm and cold viewers;
 - CONCURRENCY callers: calls/s of RankForYou against calls/s of echo (median of rounds).
+
+Every call asks for the next viewer in turn, so no two calls in a row share a user's cached model
+state: what is measured is ranking many different users, not one user's page again and again.
 
     .venv/bin/python benchmarks/ranking_rpc.py [--items 100000] [--calls 300] [--duration 4] [--rounds 3]
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import time
@@ -69,6 +74,23 @@ async def store_items(redis: Any, prefix: str, rec: Recommender, n: int, seed: i
     return ids
 
 
+async def store_viewers(features: FeatureStore, rec: Recommender, n: int, seed: int = 1) -> tuple[list[str], list[str]]:
+    """``n`` warm viewers (30 distinct random trained items each) and ``n`` cold ones (two random genres)."""
+    rng = np.random.default_rng(seed)
+    trained = [c.item_id for c in rec.catalog()]
+    run = uuid.uuid4().hex[:6]
+    warm, cold = [f"bench-warm-{run}-{v}" for v in range(n)], [f"bench-cold-{run}-{v}" for v in range(n)]
+    now = time.time()
+    for v, viewer in enumerate(warm):
+        history = rng.choice(len(trained), size=30, replace=False)
+        await asyncio.gather(*(
+            features.record(f"{viewer}-{i}", InteractionRecord(viewer, trained[j], "complete", now - 60 * (30 - i)))
+            for i, j in enumerate(history.tolist())
+        ))  # fmt: skip
+        await features.set_interests(cold[v], [str(g) for g in rng.choice(GENRES, size=2, replace=False)])
+    return warm, cold
+
+
 async def main(args: argparse.Namespace) -> None:
     model_dir: Path = args.model_dir
     await asyncio.to_thread(ensure_model, model_dir)
@@ -78,13 +100,9 @@ async def main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     ids = await store_items(redis, prefix, rec, args.items)
     print(f"stored {len(ids)} synthetic items in Redis in {time.perf_counter() - t0:.1f} s")
-    viewer, cold_viewer = f"bench-viewer-{uuid.uuid4().hex[:6]}", f"bench-cold-{uuid.uuid4().hex[:6]}"
-    features = FeatureStore(redis, prefix=prefix)
-    history = [c.item_id for c in rec.catalog()[:30]]
-    for i, item_id in enumerate(history):
-        record = InteractionRecord(user_id=viewer, item_id=item_id, type="complete", occurred_at=time.time() + i)
-        await features.record(f"{prefix}-{i}", record)
-    await features.set_interests(cold_viewer, ["comedy", "sci-fi"])
+    t0 = time.perf_counter()
+    warm_viewers, cold_viewers = await store_viewers(FeatureStore(redis, prefix=prefix), rec, args.viewers)
+    print(f"recorded {args.viewers} warm and {args.viewers} cold viewers in {time.perf_counter() - t0:.1f} s")
     env = {
         "CREATORMESH_REDIS_URL": args.redis_url, "CREATORMESH_RANKING_MODEL_PATH": str(model_dir),
         "CREATORMESH_RANKING_REDIS_PREFIX": prefix,
@@ -99,14 +117,15 @@ async def main(args: argparse.Namespace) -> None:
         echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
         stub = ranking_pb2_grpc.RankingServiceStub(client.channel(rank_target, RANKING, deadline=30))
         overdrive = (("x-use-overdrive", "1"),)
-        warm_req = pb.RankForYouRequest(user_id=viewer, limit=50)
-        cold_req = pb.RankForYouRequest(user_id=cold_viewer, limit=50)
-        page = await stub.RankForYou(warm_req, metadata=overdrive)
+        warm = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in warm_viewers])
+        cold = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in cold_viewers])
+        page = await stub.RankForYou(next(warm), metadata=overdrive)
         assert page.candidates_considered > 0 and len(page.items) == 50, page
+        assert page.user_state == pb.USER_STATE_WARM, page.user_state
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "echo (baseline)": lambda: echo.Echo(echo_pb2.EchoRequest(message="ping")),
-            "RankForYou warm": lambda: stub.RankForYou(warm_req, metadata=overdrive),
-            "RankForYou cold": lambda: stub.RankForYou(cold_req, metadata=overdrive),
+            "RankForYou warm": lambda: stub.RankForYou(next(warm), metadata=overdrive),
+            "RankForYou cold": lambda: stub.RankForYou(next(cold), metadata=overdrive),
         }
         print(f"\none caller, {args.calls} calls, top-50 of {args.items + len(rec.catalog())} items")
         print(f"{'call':<18} {'p50 ms':>8} {'p99 ms':>8}")
@@ -139,6 +158,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--viewers", type=int, default=500, help="warm viewers (and as many cold ones) to call")
     parser.add_argument("--model-dir", type=lambda p: Path(p).absolute(), default=".creatormesh/ranking/model")
     parser.add_argument("--redis-url", default=os.environ.get("CREATORMESH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     asyncio.run(main(parser.parse_args()))
