@@ -46,9 +46,14 @@ def idempotent_methods(services: Iterable[ServiceDescriptor]) -> list[tuple[str,
 
 
 def service_config(services: Iterable[ServiceDescriptor]) -> str:
-    """gRPC service config JSON: a retry policy on exactly the idempotent methods."""
+    """gRPC service config JSON: a retry policy on exactly the idempotent methods, and calls spread round-robin
+    over every address the target resolves to (a headless Kubernetes service's pods, ``ipv4:a,b``); with one
+    address this is the same as gRPC's default pick-first."""
     names = [{"service": s, "method": m} for s, m in idempotent_methods(services)]
-    config: dict[str, Any] = {"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}] if names else []}
+    config: dict[str, Any] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}] if names else [],
+    }
     return json.dumps(config)
 
 

@@ -73,10 +73,11 @@ def service_env(
 
 
 def spawn_service(
-    name: str, extra: Mapping[str, str] | None = None, *, log_level: str = "WARNING"
+    name: str, extra: Mapping[str, str] | None = None, *, log_level: str = "WARNING", metrics_port: int = 0
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``creatormesh serve NAME`` as a quiet child process on a free port; returns it and its gRPC target."""
+    """``creatormesh serve NAME`` as a quiet child process on a free port (metrics on ``metrics_port``, 0 = none);
+    returns it and its gRPC target."""
     port = free_port()
-    env = service_env(port, 0, extra, log_level=log_level)
+    env = service_env(port, metrics_port, extra, log_level=log_level)
     proc = subprocess.Popen(serve_command(name), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"127.0.0.1:{port}"
