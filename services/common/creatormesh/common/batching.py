@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from creatormesh.common import metrics
+
 log = logging.getLogger("creatormesh.batching")
 
 In = TypeVar("In")
@@ -25,10 +27,13 @@ class Batcher(Generic[In, Out]):
     If ``run`` raises for a batch of several items, each item is run again alone, so one bad item fails only
     its own call. A caller that is cancelled (a deadline) just stops waiting; its item may still run."""
 
-    def __init__(self, run: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch: int = 64) -> None:
+    def __init__(
+        self, run: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch: int = 64, name: str = "batch"
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {max_batch}")
         self._run = run
+        self._sizes = metrics.BATCH_SIZE.labels(name)
         self.max_batch = max_batch
         self._queue: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -50,6 +55,7 @@ class Batcher(Generic[In, Out]):
             if batch:
                 self.batches += 1
                 self.items += len(batch)
+                self._sizes.observe(len(batch))
                 await self._serve(batch)
 
     async def _serve(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:

@@ -38,6 +38,13 @@ CONSUMER_LAG = Gauge(
 )
 EVENTS_PUBLISHED = Counter("creatormesh_events_published_total", "Events acknowledged by the broker.", ["topic"])
 
+BATCH_SIZE = Histogram(
+    "creatormesh_batch_size",
+    "Calls served together by one dynamic batch.",
+    ["batcher"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+
 SERVICE_INFO = Info("creatormesh_service", "Which service and version this process runs.")
 
 

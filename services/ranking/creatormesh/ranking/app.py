@@ -51,7 +51,7 @@ class RankingService(Service):
         self.arms: ArmLog
         self._follow: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._batcher: Batcher[RankInput, Page] = Batcher(self._rank_batch, self.settings.max_batch)
+        self._batcher: Batcher[RankInput, Page] = Batcher(self._rank_batch, self.settings.max_batch, "rank_for_you")
         # one thread ranks every batch: its thread-local state (torch, OpenMP, FAISS) is set up once, at warm-up
         self._ranking_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking")
 
