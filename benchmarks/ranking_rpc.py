@@ -8,7 +8,9 @@ HNSW index at start), records VIEWERS warm viewers' histories (30 random trained
 VIEWERS cold viewers' interests (two random genres) in the feature store, then measures:
 
 - one caller: p50/p99 of RankForYou (top-50, retrieval from the index), warm and cold viewers;
-- CONCURRENCY callers: calls/s of RankForYou against calls/s of echo (median of rounds).
+- CONCURRENCY callers: calls/s of RankForYou against calls/s of echo (median of rounds), on one replica
+  and spread round-robin over REPLICAS replicas (each its own process, as pods would be), plus how many
+  calls one replica ranked per batch.
 
 Every call asks for the next viewer in turn, so no two calls in a row share a user's cached model
 state: what is measured is ranking many different users, not one user's page again and again.
@@ -24,6 +26,7 @@ import itertools
 import os
 import statistics
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,7 +39,7 @@ from redis.asyncio import Redis
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
 from creatormesh.common.health import wait_serving
-from creatormesh.common.runtime.processes import spawn_service, stop_process
+from creatormesh.common.runtime.processes import free_port, spawn_service, stop_process
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord
 from creatormesh.ranking.live_items import LiveItems
@@ -91,6 +94,17 @@ async def store_viewers(features: FeatureStore, rec: Recommender, n: int, seed: 
     return warm, cold
 
 
+def batch_totals(metrics_port: int) -> tuple[float, float]:
+    """(calls, batches) the ranking replica has served through its batcher so far, from its /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("creatormesh_batch_size_") and 'batcher="rank_for_you"' in line:
+            name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
+            values[name] = value
+    return values.get("creatormesh_batch_size_sum", 0.0), values.get("creatormesh_batch_size_count", 0.0)
+
+
 async def main(args: argparse.Namespace) -> None:
     model_dir: Path = args.model_dir
     await asyncio.to_thread(ensure_model, model_dir)
@@ -108,14 +122,21 @@ async def main(args: argparse.Namespace) -> None:
         "CREATORMESH_RANKING_REDIS_PREFIX": prefix,
     }  # fmt: skip
     echo_proc, echo_target = spawn_service("echo", env)
-    rank_proc, rank_target = spawn_service("ranking", env)
+    metrics_port = free_port()
+    replicas = [spawn_service("ranking", env, metrics_port=metrics_port if i == 0 else 0) for i in range(args.replicas)]
     try:
         t0 = time.perf_counter()
         await wait_serving(echo_target, proc=echo_proc)
-        await wait_serving(rank_target, 600, proc=rank_proc)
-        print(f"ranking SERVING after {time.perf_counter() - t0:.1f} s (loads and indexes {args.items} items)")
+        for proc, target in replicas:
+            await wait_serving(target, 900, proc=proc)
+        print(
+            f"{args.replicas} ranking replica(s) SERVING after {time.perf_counter() - t0:.1f} s "
+            f"(each loads and indexes {args.items} items)"
+        )
         echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
-        stub = ranking_pb2_grpc.RankingServiceStub(client.channel(rank_target, RANKING, deadline=30))
+        stub = ranking_pb2_grpc.RankingServiceStub(client.channel(replicas[0][1], RANKING, deadline=30))
+        every = "ipv4:" + ",".join(target for _, target in replicas)  # the kit's channels spread calls round-robin
+        spread = ranking_pb2_grpc.RankingServiceStub(client.channel(every, RANKING, deadline=30))
         overdrive = (("x-use-overdrive", "1"),)
         warm = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in warm_viewers])
         cold = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in cold_viewers])
@@ -132,18 +153,27 @@ async def main(args: argparse.Namespace) -> None:
         for name, call in calls.items():
             p50, p99 = await one_caller(call, args.calls)
             print(f"{name:<18} {p50:8.2f} {p99:8.2f}")
+        if args.replicas > 1:
+            calls[f"warm, {args.replicas} replicas"] = lambda: spread.RankForYou(next(warm), metadata=overdrive)
+            calls[f"cold, {args.replicas} replicas"] = lambda: spread.RankForYou(next(cold), metadata=overdrive)
         results: dict[str, list[float]] = {k: [] for k in calls}
+        batched = [0.0, 0.0]  # calls and batches of replica 0 while 32 callers drive it alone
         for _ in range(args.rounds):
             for name, call in calls.items():
+                before = batch_totals(metrics_port)
                 results[name].append(await drive(call, args.duration, args.concurrency))
+                if name.startswith("RankForYou"):
+                    after = batch_totals(metrics_port)
+                    batched = [batched[0] + after[0] - before[0], batched[1] + after[1] - before[1]]
         base = statistics.median(results["echo (baseline)"])
         print(f"\n{args.concurrency} callers, median of {args.rounds} rounds of {args.duration:.0f} s")
-        print(f"{'call':<18} {'calls/s':>8} {'vs echo':>8}")
+        print(f"{'call':<22} {'calls/s':>8} {'vs echo':>8}")
         for name, qps in results.items():
-            print(f"{name:<18} {statistics.median(qps):8.0f} {statistics.median(qps) / base:7.2f}x")
+            print(f"{name:<22} {statistics.median(qps):8.0f} {statistics.median(qps) / base:7.2f}x")
+        print(f"calls per ranking batch with {args.concurrency} callers (one replica): {batched[0] / batched[1]:.1f}")
         await client.close_all()
     finally:
-        for proc in (echo_proc, rank_proc):
+        for proc in (echo_proc, *(proc for proc, _ in replicas)):
             stop_process(proc, 60)
         keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 1000):
@@ -158,6 +188,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--replicas", type=int, default=2, help="also measure calls spread over this many replicas")
     parser.add_argument("--viewers", type=int, default=500, help="warm viewers (and as many cold ones) to call")
     parser.add_argument("--model-dir", type=lambda p: Path(p).absolute(), default=".creatormesh/ranking/model")
     parser.add_argument("--redis-url", default=os.environ.get("CREATORMESH_REDIS_URL", "redis://127.0.0.1:6379/0"))
