@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import grpc
+from loadgen import serve_until_sigterm
 
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE, EchoServicer
@@ -38,12 +39,7 @@ async def serve_raw(port: int) -> None:
     """The baseline: a bare grpc.aio server with the echo servicer, nothing else."""
     server = grpc.aio.server()
     echo_pb2_grpc.add_EchoServiceServicer_to_server(EchoServicer(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await serve_until_sigterm(server, port)
 
 
 def start(kind: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import grpc
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -37,3 +40,13 @@ async def drive(call: Call, duration: float, concurrency: int) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done / (time.perf_counter() - started)
+
+
+async def serve_until_sigterm(server: grpc.aio.Server, port: int) -> None:
+    """Listen on 127.0.0.1:``port`` until SIGTERM, then stop: the bare servers benchmarks run as child processes."""
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(1)

@@ -24,7 +24,7 @@ import uuid
 from typing import Any
 
 import grpc
-from loadgen import drive
+from loadgen import drive, serve_until_sigterm
 from redis.asyncio import Redis
 
 from creatormesh.common.batching import Batcher
@@ -82,12 +82,7 @@ async def serve(mode: str, port: int, redis_url: str, prefix: str) -> None:
     features = FeatureStore(Redis.from_url(redis_url), prefix=prefix)
     partial = PartialRanking(mode, features)  # type: ignore[abstract]  # only RankForYou is measured
     ranking_pb2_grpc.add_RankingServiceServicer_to_server(partial, server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await serve_until_sigterm(server, port)
 
 
 async def store_viewers(redis_url: str, prefix: str) -> list[str]:
