@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from creatormesh.common import topics
 from creatormesh.common.batching import Batcher
@@ -66,6 +67,8 @@ class RankingService(Service):
                 f"no ranking checkpoint at {model_path} (CREATORMESH_RANKING_MODEL_PATH): "
                 "train one with `creatormesh ranking train`"
             )
+        # a batch's matrix products are small: more BLAS threads than that only spin against the other threads
+        threadpool_limits(s.blas_threads, user_api="blas")
         embedder = await asyncio.to_thread(TextEmbedder, s.embedder_path or None, threads=s.torch_threads)
         recommender = await asyncio.to_thread(Recommender.load, model_path, embedder)
         index = ItemIndex(recommender.dim, exact_max_items=s.exact_index_max_items, ef_search=s.hnsw_ef_search)

@@ -51,6 +51,9 @@ class RankingSettings(SettingsBase):
         "ranking", min_length=1, description="Prefix of the service's Redis keys (features, live items)."
     )
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads in this process.")
+    blas_threads: int = Field(
+        1, ge=1, le=64, description="NumPy's BLAS threads in this process (its matrix products are small per batch)."
+    )
     max_batch: int = Field(
         64, ge=1, le=1024, description="Most RankForYou calls ranked together (calls that arrive while a batch runs)."
     )
