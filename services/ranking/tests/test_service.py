@@ -105,6 +105,22 @@ async def test_unknown_user_and_unknown_candidates_never_fail(ranking: Any) -> N
     assert diverse.intra_list_diversity >= page.intra_list_diversity
 
 
+async def test_concurrent_calls_are_ranked_in_shared_batches_and_each_gets_its_own_page(ranking: Any) -> None:
+    stub, service, _ = ranking
+    users = [f"batch-{uuid.uuid4().hex[:6]}-{i}" for i in range(24)]
+    for i, user in enumerate(users):
+        await stub.SetInterests(pb.SetInterestsRequest(user_id=user, interests=[["comedy"], ["drama"]][i % 2]))
+    alone = [await stub.RankForYou(pb.RankForYouRequest(user_id=u, limit=8), metadata=OVERDRIVE) for u in users]
+    batches_before = service._batcher.batches
+    together = await asyncio.gather(
+        *(stub.RankForYou(pb.RankForYouRequest(user_id=u, limit=8), metadata=OVERDRIVE) for u in users)
+    )
+    assert service._batcher.batches - batches_before < len(users)  # some calls shared a batch
+    for one, shared in zip(alone, together, strict=True):
+        assert [i.item_id for i in shared.items] == [i.item_id for i in one.items]
+    assert {i.item_id for i in together[0].items} != {i.item_id for i in together[1].items}  # comedy vs drama
+
+
 async def test_ab_arm_comes_from_the_header_or_a_stable_bucket(ranking: Any) -> None:
     stub, _, _ = ranking
     request = pb.RankForYouRequest(user_id="ab-user", limit=5, experiment="exp-1")
