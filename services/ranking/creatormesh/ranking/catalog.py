@@ -38,6 +38,11 @@ class ItemMeta:
         """Genres and hashtags: what interests are matched against."""
         return frozenset(self.content.genres) | frozenset(self.content.hashtags)
 
+    @cached_property
+    def sorted_labels(self) -> list[str]:
+        """``labels`` in order (what a response lists)."""
+        return sorted(self.labels)
+
     @property
     def quality(self) -> float:
         q = self.content.quality

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 TYPE_WEIGHTS: dict[str, float] = {
     "view": 1.0,
     "click": 0.5,
@@ -285,7 +287,7 @@ class FeatureStore:
             replies = await pipe.execute()
         out = []
         for raw_meta, raw_history, raw_genres, pttl in replies:
-            entries = [json.loads(e) for e in raw_history]
+            entries = [orjson.loads(e) for e in raw_history]  # ~5x json's speed: a page reads 50 of these
             entries.sort(key=lambda e: -float(e["occurred_at"]))  # stable: arrival order among equal times
             out.append((_pairs(raw_meta), entries, _pairs(raw_genres), int(pttl)))
         return out

@@ -110,7 +110,7 @@ def page_pb(page: Page, experiment: str, arm: abtest.Arm) -> pb.RankForYouRespon
     add = out.items.add
     for i, s in enumerate(page.items):  # field by field: about half the time of building and copying messages
         item = add(item_id=s.item.item_id, rank=i + 1, score=s.score, creator_id=s.item.creator_id,
-                   genres=sorted(s.item.labels))  # fmt: skip
+                   genres=s.item.sorted_labels)  # fmt: skip
         b = item.breakdown
         b.two_tower, b.sequence, b.quality, b.freshness = s.two_tower, s.sequence, s.quality, s.freshness
         b.interest_match, b.blend_weight, b.diversity_penalty = s.interest_match, page.blend_weight, s.diversity_penalty
