@@ -25,6 +25,18 @@ class Recorder:
         return [f"r{i}" for i in items]
 
 
+async def queued_behind_a_held_batch(
+    run: Recorder, batcher: Batcher[int, str], items: list[int]
+) -> tuple[asyncio.Task[str], list[asyncio.Task[str]]]:
+    """Item 0's batch is running and held; ``items`` are submitted meanwhile (so they queue for the next)."""
+    run.release.clear()
+    first = asyncio.create_task(batcher.submit(0))
+    await asyncio.sleep(0.01)
+    queued = [asyncio.create_task(batcher.submit(i)) for i in items]
+    await asyncio.sleep(0.01)
+    return first, queued
+
+
 async def test_a_lone_call_runs_at_once_as_a_batch_of_one() -> None:
     run = Recorder()
     batcher = Batcher(run)
@@ -36,11 +48,7 @@ async def test_a_lone_call_runs_at_once_as_a_batch_of_one() -> None:
 async def test_calls_arriving_during_a_batch_share_the_next_one_in_order() -> None:
     run = Recorder()
     batcher = Batcher(run, max_batch=4)
-    run.release.clear()
-    first = asyncio.create_task(batcher.submit(0))
-    await asyncio.sleep(0.01)  # batch [0] is running and held
-    rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 10)]
-    await asyncio.sleep(0.01)
+    first, rest = await queued_behind_a_held_batch(run, batcher, list(range(1, 10)))
     run.release.set()
     assert await first == "r0"
     assert await asyncio.gather(*rest) == [f"r{i}" for i in range(1, 10)]
@@ -51,11 +59,7 @@ async def test_calls_arriving_during_a_batch_share_the_next_one_in_order() -> No
 async def test_a_failing_item_fails_only_its_own_call() -> None:
     run = Recorder()
     batcher = Batcher(run)
-    run.release.clear()
-    hold = asyncio.create_task(batcher.submit(0))
-    await asyncio.sleep(0.01)
-    calls = [asyncio.create_task(batcher.submit(i)) for i in (12, 13, 14)]
-    await asyncio.sleep(0.01)
+    hold, calls = await queued_behind_a_held_batch(run, batcher, [12, 13, 14])
     run.release.set()
     await hold
     results = await asyncio.gather(*calls, return_exceptions=True)
@@ -67,12 +71,7 @@ async def test_a_failing_item_fails_only_its_own_call() -> None:
 async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     run = Recorder()
     batcher = Batcher(run)
-    run.release.clear()
-    hold = asyncio.create_task(batcher.submit(0))
-    await asyncio.sleep(0.01)
-    gone = asyncio.create_task(batcher.submit(1))
-    kept = asyncio.create_task(batcher.submit(2))
-    await asyncio.sleep(0.01)
+    hold, (gone, kept) = await queued_behind_a_held_batch(run, batcher, [1, 2])
     gone.cancel()
     run.release.set()
     assert await hold == "r0"
