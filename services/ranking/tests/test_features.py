@@ -203,3 +203,11 @@ async def test_features_of_many_users_in_one_read_match_one_by_one(store: Featur
     assert many == [await store.features(u) for u in users]
     assert [f.total_interactions for f in many] == [1, 2, 3, 0]
     assert many[1].interests == ["music", "comedy"] and not many[3].found
+
+
+async def test_reads_survive_redis_forgetting_the_read_script(redis: Any, store: FeatureStore, unique: str) -> None:
+    user = f"{unique}-noscript"
+    await store.record(f"{user}-1", InteractionRecord(user, "item-1", "like", 1000.0))
+    await redis.script_flush()  # what a Redis restart does: the next read finds no script by its hash
+    assert (await store.features(user)).total_interactions == 1
+    assert (await store.features(user)).total_interactions == 1

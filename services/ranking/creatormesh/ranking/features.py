@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import NoScriptError
 
 TYPE_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -223,7 +224,7 @@ class FeatureStore:
         self.prefix = prefix
         self._keep = max(history_length, recent_window)  # history entries kept in Redis
         self._record = redis.register_script(_RECORD)
-        self._read_script = redis.register_script(_READ)
+        self._read_sha = redis.register_script(_READ).sha
 
     def _key(self, user_id: str, part: str) -> str:
         return f"{self.prefix}:user:{{{user_id}}}:{part}"
@@ -279,18 +280,29 @@ class FeatureStore:
     async def _read_many(
         self, user_ids: Sequence[str]
     ) -> list[tuple[dict[str, str], list[dict[str, Any]], dict[str, str], int]]:
-        """``_read`` for several users in one round trip (each user's read is a script, so atomic)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                keys = [self._key(user_id, p) for p in ("meta", "history", "genres")]
-                await self._read_script(keys=keys, args=[self._keep], client=pipe)
-            replies = await pipe.execute()
+        """``_read`` for several users in one round trip (each user's read is a script, so atomic). The script is
+        called by its hash; only when Redis does not know it (a restart) is it loaded and the read repeated —
+        a pipeline that registers scripts would first ask SCRIPT EXISTS, a second round trip on every read."""
+        try:
+            replies = await self._read_pipeline(user_ids)
+        except NoScriptError:
+            await self.redis.script_load(_READ)
+            replies = await self._read_pipeline(user_ids)
         out = []
         for raw_meta, raw_history, raw_genres, pttl in replies:
             entries = [orjson.loads(e) for e in raw_history]  # ~5x json's speed: a page reads 50 of these
             entries.sort(key=lambda e: -float(e["occurred_at"]))  # stable: arrival order among equal times
             out.append((_pairs(raw_meta), entries, _pairs(raw_genres), int(pttl)))
         return out
+
+    async def _read_pipeline(self, user_ids: Sequence[str]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.evalsha(
+                    self._read_sha, 3, *(self._key(user_id, p) for p in ("meta", "history", "genres")), self._keep
+                )
+            replies: list[Any] = await pipe.execute()
+        return replies
 
     @staticmethod
     def _learned(genres: dict[str, str]) -> list[InterestWeight]:
