@@ -135,8 +135,8 @@ async def main(args: argparse.Namespace) -> None:
         )
         echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
         stub = ranking_pb2_grpc.RankingServiceStub(client.channel(replicas[0][1], RANKING, deadline=30))
-        every = "ipv4:" + ",".join(target for _, target in replicas)  # the kit's channels spread calls round-robin
-        spread = ranking_pb2_grpc.RankingServiceStub(client.channel(every, RANKING, deadline=30))
+        every = "ipv4:" + ",".join(target for _, target in replicas)
+        spread = ranking_pb2_grpc.RankingServiceStub(client.channel(every, RANKING, deadline=30, round_robin=True))
         overdrive = (("x-use-overdrive", "1"),)
         warm = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in warm_viewers])
         cold = itertools.cycle([pb.RankForYouRequest(user_id=u, limit=50) for u in cold_viewers])

@@ -45,15 +45,13 @@ def idempotent_methods(services: Iterable[ServiceDescriptor]) -> list[tuple[str,
     ]
 
 
-def service_config(services: Iterable[ServiceDescriptor]) -> str:
-    """gRPC service config JSON: a retry policy on exactly the idempotent methods, and calls spread round-robin
-    over every address the target resolves to (a headless Kubernetes service's pods, ``ipv4:a,b``); with one
-    address this is the same as gRPC's default pick-first."""
+def service_config(services: Iterable[ServiceDescriptor], round_robin: bool = False) -> str:
+    """gRPC service config JSON: a retry policy on exactly the idempotent methods; with ``round_robin``, calls
+    spread over every address the target resolves to instead of gRPC's default pick-first."""
     names = [{"service": s, "method": m} for s, m in idempotent_methods(services)]
-    config: dict[str, Any] = {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}] if names else [],
-    }
+    config: dict[str, Any] = {"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}] if names else []}
+    if round_robin:
+        config["loadBalancingConfig"] = [{"round_robin": {}}]
     return json.dumps(config)
 
 
@@ -96,7 +94,8 @@ class _Defaults(
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, tuple[str, ...]], grpc.aio.Channel]]
+_ChannelKey = tuple[str, tuple[str, ...], bool]  # target, service names, round robin
+_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_ChannelKey, grpc.aio.Channel]]
 _channels = weakref.WeakKeyDictionary()
 
 
@@ -105,9 +104,13 @@ def channel(
     *services: ServiceDescriptor,
     deadline: float | None = None,
     max_message_bytes: int = 16 * 1024 * 1024,
+    round_robin: bool = False,
 ) -> grpc.aio.Channel:
-    """The shared channel to ``target`` for ``services`` in this event loop."""
-    key = (target, tuple(s.full_name for s in services))
+    """The shared channel to ``target`` for ``services`` in this event loop. ``round_robin`` spreads calls over
+    every address the target resolves to (``ipv4:a,b``, a headless service's pods). It is not the default: a
+    round-robin subchannel that lost its server waits out a reconnect backoff and fails calls meanwhile, where
+    pick-first reconnects on the next call (a restarted server on the same address answers at once)."""
+    key = (target, tuple(s.full_name for s in services), round_robin)
     per_loop = _channels.setdefault(asyncio.get_running_loop(), {})
     existing = per_loop.get(key)
     if existing is not None:
@@ -117,7 +120,7 @@ def channel(
 
         deadline = load(KitSettings).client_deadline_seconds
     options = [
-        ("grpc.service_config", service_config(services)),
+        ("grpc.service_config", service_config(services, round_robin)),
         ("grpc.enable_retries", 1),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
