@@ -16,6 +16,8 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from creatormesh.ranking.columns import WORD, genre_bits
+
 CREATOR_PREFIX = "creator:"
 _M1, _M2, _M4, _H01 = (
     np.uint64(m) for m in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x0101010101010101)
@@ -137,11 +139,7 @@ def _as_bits(features: Sequence[frozenset[str]]) -> NDArray[np.uint64]:
     """Label sets as bit sets (one bit per distinct label)."""
     codes: dict[str, int] = {}
     rows = [[codes.setdefault(label, len(codes)) for label in item] for item in features]
-    bits = np.zeros((len(rows), max(1, -(-len(codes) // 64))), dtype=np.uint64)
-    for i, row in enumerate(rows):
-        for c in row:
-            bits[i, c // 64] |= np.uint64(1 << (c % 64))
-    return bits
+    return genre_bits(rows, -(-len(codes) // WORD))
 
 
 def mmr(
