@@ -30,7 +30,7 @@ from creatormesh.ranking.ranker import (
     interest_match,
     interest_matches,
 )
-from creatormesh.ranking.recommender import ItemContent, Recommender
+from creatormesh.ranking.recommender import ItemContent, Recommender, UserContext
 from creatormesh.ranking.settings import RankingSettings
 
 NOW = 1_750_000_000.0
@@ -210,3 +210,20 @@ def test_freshness_and_interest_columns(ranker: Ranker) -> None:
     wanted = ["comedy", "tag3", "unknown"]
     got = interest_matches(rows.labels, np.array(catalog.codes().labels(wanted)))
     assert got.tolist() == [interest_match(m.labels, frozenset(wanted)) for m in items if m is not None]
+
+
+def test_sequence_candidates_come_only_from_the_catalogue_and_follow_it(trained_model: Path) -> None:
+    rec = Recommender.load(trained_model)
+    r = Ranker(rec, ItemIndex(rec.dim), RankingSettings(model_path=str(trained_model)))
+    everything = [ItemMeta(c) for c in rec.catalog()]
+    r.add_items(everything[::2])  # half the trained items
+    viewer = user(r, "seq", 30, [])
+    half = {s.item.item_id for s in r.rank(request("seq", limit=50), viewer).items}
+    assert half and half <= {m.item_id for m in everything[::2]}
+    r.add_items(everything[1::2])  # the rest arrive: the sequence model may now propose them too
+    seen = frozenset({"live-3", *viewer.history})
+    states, known = rec.sequence_states([UserContext("seq", (), viewer.history)])
+    top = rec.sequence_top_many(states, known, 50, [seen])[0]
+    assert len(top) == 50 and set(top) & {m.item_id for m in everything[1::2]}
+    rows = r.catalog.rows_at(r._trained_slots()[rec.sequence_top_rows(states, known, 50, [seen])[0]])
+    assert [m.item_id for m in rows.metas(np.arange(len(rows)))] == top

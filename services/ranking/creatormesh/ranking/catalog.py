@@ -132,6 +132,10 @@ class Catalog:
         slot_of = self._columns.slots.get
         return np.fromiter((s for i in item_ids if (s := slot_of(i)) is not None), dtype=np.intp)
 
+    def slot_map(self) -> Mapping[str, int]:
+        """Item id -> slot, live (an item keeps its slot for good)."""
+        return self._columns.slots
+
     def rows(self, item_ids: Iterable[str]) -> ItemRows:
         """The rows of the known items among ``item_ids``, in order (unknown ids are skipped)."""
         return self.rows_at(self.slots(item_ids))

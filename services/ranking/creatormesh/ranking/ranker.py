@@ -115,6 +115,8 @@ class Ranker:
         self.settings = settings
         self._vectors: OrderedDict[tuple[object, ...], NDArray[np.float32]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._trained: tuple[NDArray[np.intp] | None, bool] = (None, True)  # slots, some missing
+        self._trained_at = 0  # catalogue size when _trained was made
 
     # --- items ------------------------------------------------------------------
     def add_items(self, items: Sequence[ItemMeta], vectors: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
@@ -153,6 +155,16 @@ class Ranker:
                 while len(self._vectors) > VECTOR_CACHE_SIZE:
                     self._vectors.popitem(last=False)
         return out
+
+    def _trained_slots(self) -> NDArray[np.intp]:
+        """The catalogue slot of every trained item (by position in ``recommender.item_ids``), -1 where the
+        catalogue does not hold it. Slots never move, so the map is only redone while some are missing."""
+        slots, missing = self._trained
+        if slots is None or (missing and len(self.catalog) != self._trained_at):
+            slot_of = self.catalog.slot_map()
+            slots = np.array([slot_of.get(i, -1) for i in self.recommender.item_ids], dtype=np.intp)
+            self._trained, self._trained_at = (slots, bool((slots < 0).any())), len(self.catalog)
+        return slots
 
     # --- ranking ----------------------------------------------------------------
     def rank(self, req: RankInput, features: UserFeatures) -> Page:
@@ -248,11 +260,13 @@ class Ranker:
                 parts[i].append(slots)
             with_history = [i for i in learned if users[i].history and known[i]]
             if with_history:
-                tops = self.recommender.sequence_top_many(
+                tops = self.recommender.sequence_top_rows(
                     states[with_history], known[with_history], SEQUENCE_CANDIDATES, [seen[i] for i in with_history]
                 )
+                trained = self._trained_slots()
                 for i, top in zip(with_history, tops, strict=True):
-                    parts[i].append(self.catalog.slots(top))
+                    slots = trained[top]
+                    parts[i].append(slots[slots >= 0])
         for i in which:
             if weights[i] < 1:
                 cold = self.catalog.best_for(

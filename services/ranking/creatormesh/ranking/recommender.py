@@ -342,20 +342,28 @@ class Recommender:
         self, states: NDArray[np.float32], has: NDArray[np.bool_], n: int, excludes: Sequence[Collection[str]]
     ) -> list[list[str]]:
         """``sequence_top`` for several users' states at once (one matrix product over the catalogue)."""
-        out: list[list[str]] = [[] for _ in range(states.shape[0])]
+        ids = self.item_ids
+        return [[ids[i] for i in top.tolist()] for top in self.sequence_top_rows(states, has, n, excludes)]
+
+    def sequence_top_rows(
+        self, states: NDArray[np.float32], has: NDArray[np.bool_], n: int, excludes: Sequence[Collection[str]]
+    ) -> list[NDArray[np.intp]]:
+        """``sequence_top_many`` as positions in ``item_ids``, best first."""
+        out = [np.zeros(0, dtype=np.intp) for _ in range(states.shape[0])]
         if n <= 0 or not has.any():
             return out
         logits = (states @ self._seq_table_t).astype(np.float64)
+        index = self._index
         for row, exclude in enumerate(excludes):
             if not has[row]:
                 continue
             scores = logits[row]
-            scores[[self._index[i] for i in exclude if i in self._index]] = -math.inf
+            scores[[index[i] for i in exclude if i in index]] = -math.inf
             k = min(n, int(np.isfinite(scores).sum()))
             if k <= 0:
                 continue
             top = np.argpartition(-scores, k - 1)[:k]
-            out[row] = [self.item_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
+            out[row] = top[np.argsort(-scores[top], kind="stable")]
         return out
 
     # --- blend -----------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from creatormesh.events.v1 import interactions_pb2
 from creatormesh.ranking import abtest
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import Insights, Interests, UserFeatures
+from creatormesh.ranking.page_wire import PageEncoder
 from creatormesh.ranking.ranker import COLD, REQUEST, Page, RankInput
 from creatormesh.ranking.recommender import ItemContent
 from creatormesh.ranking.v1 import ranking_pb2 as pb
@@ -99,6 +100,9 @@ def _state_pb(state: str) -> pb.UserState.ValueType:
     return pb.USER_STATE_COLD if state == COLD else pb.USER_STATE_WARM
 
 
+_ENCODER = PageEncoder()
+
+
 def page_pb(page: Page, experiment: str, arm: abtest.Arm) -> pb.RankForYouResponse:
     out = pb.RankForYouResponse(
         user_state=_state_pb(page.user_state), blend_weight=page.blend_weight, experiment=experiment,
@@ -107,13 +111,7 @@ def page_pb(page: Page, experiment: str, arm: abtest.Arm) -> pb.RankForYouRespon
         candidates_considered=page.considered,
         candidate_source=pb.CANDIDATE_SOURCE_REQUEST if page.source == REQUEST else pb.CANDIDATE_SOURCE_INDEX,
     )  # fmt: skip
-    add = out.items.add
-    for i, s in enumerate(page.items):  # field by field: about half the time of building and copying messages
-        item = add(item_id=s.item.item_id, rank=i + 1, score=s.score, creator_id=s.item.creator_id,
-                   genres=s.item.sorted_labels)  # fmt: skip
-        b = item.breakdown
-        b.two_tower, b.sequence, b.quality, b.freshness = s.two_tower, s.sequence, s.quality, s.freshness
-        b.interest_match, b.blend_weight, b.diversity_penalty = s.interest_match, page.blend_weight, s.diversity_penalty
+    out.MergeFromString(_ENCODER.items(page.items, page.blend_weight, catalogue=page.source != REQUEST))
     return out
 
 
