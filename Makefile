@@ -64,6 +64,14 @@ deploy-tools: ## checkov, ansible-lint, yamllint in their own venv (user cache),
 	  ./promtool --version | head -1; \
 	else echo "no apt-get here: promtool tests skip (install Prometheus' promtool to run them)"; fi
 
+.PHONY: cpp-toolchain
+CPP_TOOLCHAIN := g++ pkg-config protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev
+cpp-toolchain: ## C++ compiler + gRPC from Debian's packages (root): the compiled-serving benchmark (serving_budget.py)
+	@if command -v grpc_cpp_plugin >/dev/null && pkg-config --exists grpc++ 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CPP_TOOLCHAIN) >/dev/null && echo "cpp-toolchain: installed"; \
+	else echo "cpp-toolchain: as root, apt-get install $(CPP_TOOLCHAIN)"; exit 1; fi
+
 .PHONY: vllm-venv
 vllm-venv: $(STAMP) ## vLLM's CPU build in its own venv in the user cache (the Rerank tests' LM server; ~3.5 GB, once)
 	$(PY) -m creatormesh.viral_scoring.vllm_runtime

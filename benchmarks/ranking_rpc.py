@@ -10,7 +10,8 @@ VIEWERS cold viewers' interests (two random genres) in the feature store, then m
 - one caller: p50/p99 of RankForYou (top-50, retrieval from the index), warm and cold viewers;
 - CONCURRENCY callers: calls/s of RankForYou against calls/s of echo (median of rounds), on one replica
   and spread round-robin over REPLICAS replicas (each its own process, as pods would be), plus how many
-  calls one replica ranked per batch.
+  calls one replica ranked per batch, and the CPU time per call of this client and of the server(s) (from
+  /proc: what a serving path may spend per call for a goal on a box of a given size).
 
 Every call asks for the next viewer in turn, so no two calls in a row share a user's cached model
 state: what is measured is ranking many different users, not one user's page again and again.
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from loadgen import drive, one_caller
+from loadgen import drive, one_caller, own_cpu, process_cpu
 from redis.asyncio import Redis
 
 from creatormesh.common import client
@@ -157,19 +158,30 @@ async def main(args: argparse.Namespace) -> None:
             calls[f"warm, {args.replicas} replicas"] = lambda: spread.RankForYou(next(warm), metadata=overdrive)
             calls[f"cold, {args.replicas} replicas"] = lambda: spread.RankForYou(next(cold), metadata=overdrive)
         results: dict[str, list[float]] = {k: [] for k in calls}
+        cpu: dict[str, list[tuple[float, float]]] = {k: [] for k in calls}  # (client, servers) CPU s per call
         batched = [0.0, 0.0]  # calls and batches of replica 0 while 32 callers drive it alone
         for _ in range(args.rounds):
             for name, call in calls.items():
-                before = batch_totals(metrics_port)
-                results[name].append(await drive(call, args.duration, args.concurrency))
+                servers = [echo_proc.pid] if name.startswith("echo") else [p.pid for p, _ in replicas]
+                servers = servers if "replicas" in name or name.startswith("echo") else servers[:1]
+                before, used = batch_totals(metrics_port), (own_cpu(), sum(map(process_cpu, servers)))
+                t0 = time.perf_counter()
+                rate = await drive(call, args.duration, args.concurrency)
+                n = rate * (time.perf_counter() - t0)
+                results[name].append(rate)
+                cpu[name].append(((own_cpu() - used[0]) / n, (sum(map(process_cpu, servers)) - used[1]) / n))
                 if name.startswith("RankForYou"):
                     after = batch_totals(metrics_port)
                     batched = [batched[0] + after[0] - before[0], batched[1] + after[1] - before[1]]
         base = statistics.median(results["echo (baseline)"])
         print(f"\n{args.concurrency} callers, median of {args.rounds} rounds of {args.duration:.0f} s")
-        print(f"{'call':<22} {'calls/s':>8} {'vs echo':>8}")
+        print(f"{'call':<22} {'calls/s':>8} {'vs echo':>8} {'client CPU/call':>16} {'server CPU/call':>16}")
         for name, qps in results.items():
-            print(f"{name:<22} {statistics.median(qps):8.0f} {statistics.median(qps) / base:7.2f}x")
+            client_s, server_s = (statistics.median(x) * 1e6 for x in zip(*cpu[name], strict=True))
+            print(
+                f"{name:<22} {statistics.median(qps):8.0f} {statistics.median(qps) / base:7.2f}x "
+                f"{client_s:13.0f} µs {server_s:13.0f} µs"
+            )
         print(f"calls per ranking batch with {args.concurrency} callers (one replica): {batched[0] / batched[1]:.1f}")
         await client.close_all()
     finally:
