@@ -45,7 +45,7 @@ demo: $(STAMP) ## start the whole mesh, drive the end-to-end flow, write build/d
 	$(BIN)/creatormesh demo
 
 .PHONY: test
-test: $(STAMP) lint protos-check vllm-venv deploy-tools ## everything CI runs: lint, contract checks, the test suite
+test: $(STAMP) lint protos-check vllm-venv deploy-tools cpp-toolchain ## everything CI runs: lint, contract checks, the test suite
 	CREATORMESH_DEPLOY_VENV=$(DEPLOY_VENV) $(PY) -m pytest || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; else exit $$rc; fi; }
 
 # --- pieces ------------------------------------------------------------------
@@ -65,12 +65,16 @@ deploy-tools: ## checkov, ansible-lint, yamllint in their own venv (user cache),
 	else echo "no apt-get here: promtool tests skip (install Prometheus' promtool to run them)"; fi
 
 .PHONY: cpp-toolchain
-CPP_TOOLCHAIN := g++ pkg-config protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev
-cpp-toolchain: ## C++ compiler + gRPC from Debian's packages (root): the compiled-serving benchmark (serving_budget.py)
-	@if command -v grpc_cpp_plugin >/dev/null && pkg-config --exists grpc++ 2>/dev/null; then :; \
+CPP_TOOLCHAIN := g++ cmake pkg-config protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev \
+  libeigen3-dev nlohmann-json3-dev
+cpp-toolchain: ## C++ compiler, CMake, gRPC, Eigen, nlohmann-json from Debian's packages (root): ranking's compiled path
+	@if command -v cmake >/dev/null && command -v grpc_cpp_plugin >/dev/null && pkg-config --exists grpc++ eigen3 \
+	  nlohmann_json 2>/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CPP_TOOLCHAIN) >/dev/null && echo "cpp-toolchain: installed"; \
-	else echo "cpp-toolchain: as root, apt-get install $(CPP_TOOLCHAIN)"; exit 1; fi
+	  echo "cpp-toolchain: apt-get install $(CPP_TOOLCHAIN)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CPP_TOOLCHAIN) >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CPP_TOOLCHAIN) >/dev/null; }; \
+	else echo "cpp-toolchain: not root: the C++ tests skip (as root: apt-get install $(CPP_TOOLCHAIN))"; fi
 
 .PHONY: vllm-venv
 vllm-venv: $(STAMP) ## vLLM's CPU build in its own venv in the user cache (the Rerank tests' LM server; ~3.5 GB, once)
