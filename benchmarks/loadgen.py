@@ -65,3 +65,11 @@ def own_cpu() -> float:
     """CPU seconds (user + system) this process has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+async def drive_costed(call: Call, duration: float, concurrency: int, pids: list[int]) -> tuple[float, float, float]:
+    """``drive``, plus the CPU seconds per call of this client and of the processes ``pids`` (summed)."""
+    used, t0 = (own_cpu(), sum(map(process_cpu, pids))), time.perf_counter()
+    rate = await drive(call, duration, concurrency)
+    calls = rate * (time.perf_counter() - t0)
+    return rate, (own_cpu() - used[0]) / calls, (sum(map(process_cpu, pids)) - used[1]) / calls

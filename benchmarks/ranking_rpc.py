@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from loadgen import drive, one_caller, own_cpu, process_cpu
+from loadgen import drive_costed, one_caller
 from redis.asyncio import Redis
 
 from creatormesh.common import client
@@ -162,14 +162,14 @@ async def main(args: argparse.Namespace) -> None:
         batched = [0.0, 0.0]  # calls and batches of replica 0 while 32 callers drive it alone
         for _ in range(args.rounds):
             for name, call in calls.items():
-                servers = [echo_proc.pid] if name.startswith("echo") else [p.pid for p, _ in replicas]
-                servers = servers if "replicas" in name or name.startswith("echo") else servers[:1]
-                before, used = batch_totals(metrics_port), (own_cpu(), sum(map(process_cpu, servers)))
-                t0 = time.perf_counter()
-                rate = await drive(call, args.duration, args.concurrency)
-                n = rate * (time.perf_counter() - t0)
+                if name.startswith("echo"):
+                    servers = [echo_proc.pid]
+                else:
+                    servers = [p.pid for p, _ in (replicas if "replicas" in name else replicas[:1])]
+                before = batch_totals(metrics_port)
+                rate, client_s, server_s = await drive_costed(call, args.duration, args.concurrency, servers)
                 results[name].append(rate)
-                cpu[name].append(((own_cpu() - used[0]) / n, (sum(map(process_cpu, servers)) - used[1]) / n))
+                cpu[name].append((client_s, server_s))
                 if name.startswith("RankForYou"):
                     after = batch_totals(metrics_port)
                     batched = [batched[0] + after[0] - before[0], batched[1] + after[1] - before[1]]

@@ -23,10 +23,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from loadgen import drive, own_cpu, process_cpu
+from loadgen import drive, drive_costed
 
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
@@ -73,10 +72,7 @@ async def measure(target: str, pid: int, args: argparse.Namespace) -> tuple[floa
         await stub.Echo(echo_pb2.EchoRequest(message="ping"))
 
     await drive(call, 1.0, args.concurrency)  # warm-up
-    used, t0 = (own_cpu(), process_cpu(pid)), time.perf_counter()
-    rate = await drive(call, args.duration, args.concurrency)
-    n = rate * (time.perf_counter() - t0)
-    return rate, (own_cpu() - used[0]) / n, (process_cpu(pid) - used[1]) / n
+    return await drive_costed(call, args.duration, args.concurrency, [pid])
 
 
 def start(binary: Path, port: int) -> subprocess.Popen[bytes]:
