@@ -1,6 +1,6 @@
 """FeatureStore against the real Redis: records change features, event ids are idempotent, TTLs are set,
 refreshed and honoured, history is trimmed newest first, interests round-trip, drift shows a genre shift,
-concurrent records are all counted."""
+concurrent records are all counted; the live-item change stream survives an undecodable item."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord, jensen_shannon
+from creatormesh.ranking.live_items import LiveItems, Stored
+from creatormesh.ranking.recommender import ItemContent
 
 
 @pytest.fixture
@@ -211,3 +215,22 @@ async def test_reads_survive_redis_forgetting_the_read_script(redis: Any, store:
     await redis.script_flush()  # what a Redis restart does: the next read finds no script by its hash
     assert (await store.features(user)).total_interactions == 1
     assert (await store.features(user)).total_interactions == 1
+
+
+async def test_the_live_item_stream_skips_an_undecodable_item_and_goes_on(redis: Any, prefix: str) -> None:
+    live = LiveItems(redis, prefix=prefix)
+    _, position = await live.load_all()
+    got: list[Stored] = []
+    stop = asyncio.Event()
+    follower = asyncio.create_task(live.follow(position, got.extend, stop))
+    await redis.hset(live.hash_key, "broken", "{not json")
+    await redis.xadd(live.log_key, {"id": "broken"})
+    await redis.xadd(live.log_key, {"no-id-field": "x"})
+    await live.put(ItemMeta(ItemContent("good", genres=("comedy",))), np.ones(4, dtype=np.float32), "v1")
+    deadline = time.monotonic() + 10
+    while not got:
+        assert time.monotonic() < deadline, "the stream stopped at the undecodable item"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await follower
+    assert [s.meta.item_id for s in got] == ["good"]

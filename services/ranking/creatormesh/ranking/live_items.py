@@ -100,12 +100,25 @@ class LiveItems:
             try:
                 batches = await self.redis.xread({self.log_key: position}, count=500, block=1000)
                 for _, entries in batches:
-                    ids = list(dict.fromkeys(fields[b"id"].decode() for _, fields in entries))
-                    raws = await self.redis.hmget(self.hash_key, ids)
-                    apply([decode(raw) for raw in raws if raw is not None])
+                    ids = list(dict.fromkeys(fields[b"id"].decode() for _, fields in entries if b"id" in fields))
+                    raws = await self.redis.hmget(self.hash_key, ids) if ids else []
+                    apply(_decodable(raws))
                     position = entries[-1][0].decode()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — keep following after a Redis hiccup
                 log.warning("live item stream: %s; retrying", exc)
                 await asyncio.sleep(1.0)
+
+
+def _decodable(raws: Sequence[Any]) -> list[Stored]:
+    """The stored values that decode; one that does not is logged and skipped (it must not stop the stream)."""
+    out = []
+    for raw in raws:
+        if raw is None:
+            continue
+        try:
+            out.append(decode(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("live item stream: skipping an undecodable item (%r): %s", raw[:80], exc)
+    return out
