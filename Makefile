@@ -66,10 +66,10 @@ deploy-tools: ## checkov, ansible-lint, yamllint in their own venv (user cache),
 
 .PHONY: cpp-toolchain
 CPP_TOOLCHAIN := g++ cmake pkg-config protobuf-compiler protobuf-compiler-grpc libgrpc++-dev libprotobuf-dev \
-  libeigen3-dev nlohmann-json3-dev
-cpp-toolchain: ## C++ compiler, CMake, gRPC, Eigen, nlohmann-json from Debian's packages (root): ranking's compiled path
+  libeigen3-dev nlohmann-json3-dev libfaiss-dev libhiredis-dev libssl-dev
+cpp-toolchain: ## C++ compiler, CMake, gRPC, Eigen, nlohmann-json, FAISS, hiredis from Debian's packages (root): ranking's compiled path
 	@if command -v cmake >/dev/null && command -v grpc_cpp_plugin >/dev/null && pkg-config --exists grpc++ eigen3 \
-	  nlohmann_json 2>/dev/null; then :; \
+	  nlohmann_json hiredis libcrypto 2>/dev/null && [ -f /usr/include/faiss/IndexHNSW.h ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "cpp-toolchain: apt-get install $(CPP_TOOLCHAIN)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CPP_TOOLCHAIN) >/dev/null || \

@@ -13,8 +13,8 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[2] / "serving"
 BUILD_DIR = SOURCE.parents[2] / ".creatormesh" / "build" / "ranking-serving"  # in the repo, ignored by git
 BINARY = "ranking-serving"
-TOOLS = ("cmake", "g++", "pkg-config")
-PACKAGES = ("eigen3", "nlohmann_json")  # pkg-config names
+TOOLS = ("cmake", "g++", "pkg-config", "protoc", "grpc_cpp_plugin")
+PACKAGES = ("eigen3", "nlohmann_json", "hiredis", "libcrypto", "grpc++", "protobuf")  # pkg-config names
 
 
 class ToolchainMissing(RuntimeError):
@@ -29,15 +29,16 @@ def missing() -> list[str]:
     return out
 
 
-def build(build_dir: Path = BUILD_DIR, source: Path = SOURCE) -> Path:
-    """Configure (once) and build into ``build_dir``; returns the ``ranking-serving`` binary. Incremental."""
+def build(build_dir: Path = BUILD_DIR, source: Path = SOURCE, target: str | None = None) -> Path:
+    """Configure (once) and build into ``build_dir`` (every target, or only ``target``); returns that binary
+    (``ranking-serving`` by default). Incremental."""
     if gaps := missing():
         raise ToolchainMissing(f"cannot build the compiled path, missing: {', '.join(gaps)} (make cpp-toolchain)")
     build_dir.mkdir(parents=True, exist_ok=True)
     if not (build_dir / "CMakeCache.txt").exists():
         _run(["cmake", "-S", str(source), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"])
-    _run(["cmake", "--build", str(build_dir), "--parallel", "2"])
-    return build_dir / BINARY
+    _run(["cmake", "--build", str(build_dir), "--parallel", "2", *(["--target", target] if target else [])])
+    return build_dir / (target or BINARY)
 
 
 def _run(command: list[str]) -> None:

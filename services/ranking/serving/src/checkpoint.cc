@@ -30,7 +30,11 @@ Checkpoint Checkpoint::load(const std::string& dir) {
   c.tags = positions(vocab.at("tags"), 0);
   c.item_rows = positions(vocab.at("items"), 1);
   c.user_rows = positions(vocab.at("users"), 1);
-  for (const auto& row : meta.at("items")) c.item_ids.push_back(row.at("id").get<std::string>());
+  for (const auto& row : meta.at("items")) {
+    c.item_ids.push_back(row.at("id").get<std::string>());
+    c.trained.push_back({row.at("genres").get<std::vector<std::string>>(),
+                         row.at("tags").get<std::vector<std::string>>(), row.at("quality").get<double>()});
+  }
   for (size_t i = 0; i < c.item_ids.size(); ++i) c.item_position.emplace(c.item_ids[i], static_cast<int>(i));
   const auto& tt = meta.at("config").at("two_tower");
   c.dim = tt.at("dim").get<int>();

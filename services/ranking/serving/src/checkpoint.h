@@ -18,12 +18,18 @@ struct Calibration {
   double std = 1.0;
 };
 
+struct TrainedItem {
+  std::vector<std::string> genres, tags;  // as metadata.json lists them
+  double quality = 0.5;
+};
+
 struct Checkpoint {
   std::string version;
   // vocabularies (FeatureSpace): genre/tag -> position; item/user id -> embedding row (position + 1)
   std::unordered_map<std::string, int> genres, tags, item_rows, user_rows;
   // the trained catalogue (items.safetensors rows), in order, and each id's position in it
   std::vector<std::string> item_ids;
+  std::vector<TrainedItem> trained;  // by position, like item_ids
   std::unordered_map<std::string, int> item_position;
   // two-tower configuration
   int dim = 0, history = 0, recent = 0;

@@ -3,6 +3,9 @@
 //   ranking-serving embed --model DIR   JSON lines in ({"user_id", "interests", "history"}), JSON lines out
 //                                       ({"user_vector", "sequence_state", "known"}): the models' inference,
 //                                       checked against the Python recommender by the parity tests.
+//   ranking-serving serve                the RankingService gRPC server; settings from the environment
+//                                       (CREATORMESH_RANKING_*, CREATORMESH_REDIS_URL, CREATORMESH_GRPC_PORT and
+//                                       CREATORMESH_RANKING_BACKEND, the Python service it forwards to).
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,13 +13,14 @@
 
 #include "checkpoint.h"
 #include "models.h"
+#include "server.h"
 
 namespace ranking = creatormesh::ranking;
 
 namespace {
 
 int usage() {
-  std::cerr << "usage: ranking-serving embed --model DIR" << std::endl;
+  std::cerr << "usage: ranking-serving embed --model DIR | ranking-serving serve" << std::endl;
   return 2;
 }
 
@@ -48,6 +52,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (args.size() == 3 && args[0] == "embed" && args[1] == "--model") return embed(args[2]);
+    if (args.size() == 1 && args[0] == "serve") return ranking::serve(ranking::ServerSettings::from_env());
   } catch (const std::exception& e) {
     std::cerr << "ranking-serving: " << e.what() << std::endl;
     return 1;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <set>
 
 namespace creatormesh::ranking {
 namespace {
@@ -110,6 +111,8 @@ SequenceModel::SequenceModel(const Checkpoint& c)
     : c_(c),
       table_(matrix(tensor(c.items, "sequence_embeddings", 2))),
       positions_(matrix(tensor(c.sequence, "positions.weight", 2))),
+      ids_(matrix(tensor(c.sequence, "ids.weight", 2))),
+      genres_(matrix(tensor(c.sequence, "genres.weight", 2))),
       norm_(c.sequence, "norm") {
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
@@ -154,6 +157,23 @@ std::pair<Vector, bool> SequenceModel::state(const std::vector<std::string>& his
     x += b.ffn_out(b.ffn_in(b.norm2(x)).unaryExpr(&gelu));
   }
   return {norm_(x.bottomRows(1)).row(0).transpose(), true};
+}
+
+Vector SequenceModel::item(const std::string& item_id, const std::vector<std::string>& genres) const {
+  const auto at = c_.item_position.find(item_id);
+  if (at != c_.item_position.end()) {
+    const auto& trained = c_.trained[at->second].genres;
+    std::set<std::string> given, known(trained.begin(), trained.end());
+    for (const auto& g : genres) given.insert(lower(g));
+    if (genres == trained || given == known) return table_.row(at->second).transpose();
+  }
+  std::set<int> columns;  // a multi-hot: a genre given twice counts once
+  for (const auto& g : genres) {
+    if (const auto it = c_.genres.find(lower(g)); it != c_.genres.end()) columns.insert(it->second);
+  }
+  Vector out = ids_.row(c_.item_row(item_id)).transpose();
+  for (const int col : columns) out += genres_.col(col);
+  return out;
 }
 
 }  // namespace creatormesh::ranking

@@ -49,6 +49,9 @@ class SequenceModel {
  public:
   explicit SequenceModel(const Checkpoint& checkpoint);
   std::pair<Vector, bool> state(const std::vector<std::string>& history) const;
+  // The item embedding a state is multiplied with (recommender._sequence_table): the trained one for a trained
+  // item with unchanged genres, else id (or OOV) + genre projection.
+  Vector item(const std::string& item_id, const std::vector<std::string>& genres) const;
 
  private:
   struct Block {
@@ -56,7 +59,7 @@ class SequenceModel {
     Linear qkv, out, ffn_in, ffn_out;
   };
   const Checkpoint& c_;
-  MatrixMap table_, positions_;
+  MatrixMap table_, positions_, ids_, genres_;
   std::vector<Block> blocks_;
   LayerNorm norm_;
 };
