@@ -52,6 +52,7 @@ class Pair(SimpleNamespace):
     service: RankingService
     process: subprocess.Popen[str]
     channel: Any
+    serving_line: str  # what ranking-serving logged when it began SERVING
 
 
 def scored_event(item_id: str, **fields: Any) -> Any:
@@ -90,10 +91,14 @@ async def wait_serving(channel: Any, timeout: float = 60) -> None:
 
 
 @pytest_asyncio.fixture
-async def pair(binary: Path, trained_model: Path, redis_url: str, unique: str) -> AsyncIterator[Pair]:
+async def pair(
+    request: pytest.FixtureRequest, binary: Path, trained_model: Path, redis_url: str, unique: str
+) -> AsyncIterator[Pair]:
+    """Both servers; ``request.param`` (indirect) may give more ranking settings for both."""
+    extra: dict[str, Any] = getattr(request, "param", {})
     prefix = f"test-compiled-{unique}"
     kit = KitSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, kafka_bootstrap="", redis_url=redis_url)
-    settings = RankingSettings(model_path=str(trained_model), redis_prefix=prefix, warm_after_interactions=5)
+    settings = RankingSettings(model_path=str(trained_model), redis_prefix=prefix, warm_after_interactions=5, **extra)
     service = RankingService(build_runtime(kit, "ranking"), settings)
     server = Server(service)
     port = await server.start()
@@ -106,12 +111,16 @@ async def pair(binary: Path, trained_model: Path, redis_url: str, unique: str) -
         "CREATORMESH_RANKING_MODEL_PATH": str(trained_model), "CREATORMESH_REDIS_URL": redis_url,
         "CREATORMESH_RANKING_REDIS_PREFIX": prefix, "CREATORMESH_RANKING_WARM_AFTER_INTERACTIONS": "5",
         "CREATORMESH_RANKING_BACKEND": f"127.0.0.1:{port}", "CREATORMESH_GRPC_PORT": "0",
+        **{f"CREATORMESH_RANKING_{k.upper()}": str(v) for k, v in extra.items()},
     }  # fmt: skip
     process, compiled_port = start_compiled(binary, env)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{compiled_port}")
     try:
         await wait_serving(channel)
+        assert process.stderr is not None
+        line = await asyncio.to_thread(process.stderr.readline)
         yield Pair(
+            serving_line=line,
             python=ranking_pb2_grpc.RankingServiceStub(client.channel(f"127.0.0.1:{port}", SERVICE, deadline=30)),
             compiled=ranking_pb2_grpc.RankingServiceStub(channel), service=service, process=process, channel=channel,
         )  # fmt: skip
@@ -170,6 +179,7 @@ async def test_pages_equal_the_python_services(pair: Pair) -> None:
     while not await arrived():
         assert time.monotonic() < deadline, "the live item never reached ranking-serving"
         await asyncio.sleep(0.05)
+    assert "index flat" in p.serving_line, p.serving_line
     on, off = (("x-use-overdrive", "1"),), (("x-use-overdrive", "0"),)
     cases = [
         ("warm", pb.RankForYouRequest(user_id=warm, limit=20), on),
@@ -190,6 +200,22 @@ async def test_pages_equal_the_python_services(pair: Pair) -> None:
         assert_same_page(got, want, what)
     pages = [await p.compiled.RankForYou(pb.RankForYouRequest(user_id=cold, limit=300), metadata=on)]
     assert "hidden-clip" not in [i.item_id for page in pages for i in page.items]  # brand safety
+
+
+@pytest.mark.parametrize("pair", [{"exact_index_max_items": 0, "hnsw_ef_search": 1024}], indirect=True)
+async def test_hnsw_pages_equal_the_python_services(pair: Pair) -> None:
+    """Both servers on an HNSW index (built by different FAISS releases, so not the same graph): searched this
+    wide over the small catalogue, both find the exact neighbours, so the pages are the same."""
+    p = pair
+    ids = p.service.ranker.recommender.item_ids
+    assert p.service.ranker.index.kind == "hnsw" and "index hnsw" in p.serving_line, p.serving_line
+    users = [f"hnsw-{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+    for i, user in enumerate(users):
+        await record(p.service, user, list(ids[i * 7 : i * 7 + 3 + 2 * i]))
+    for user in users:
+        got, want = await both(p, pb.RankForYouRequest(user_id=user, limit=20), (("x-use-overdrive", "1"),))
+        assert want.items
+        assert_same_page(got, want, user)
 
 
 async def test_calls_it_does_not_rank_are_forwarded(pair: Pair) -> None:

@@ -62,7 +62,8 @@ IndexRows ItemIndex::rebuilt(const std::vector<int>& slots, const std::vector<fl
   }
   keep.insert(keep.end(), slots.begin(), slots.end());
   data.insert(data.end(), vectors.begin(), vectors.end());
-  return make(kind_for(keep.size()), std::move(keep), std::move(data));
+  const std::string kind = kind_for(keep.size());  // before keep is moved into make's argument
+  return make(kind, std::move(keep), std::move(data));
 }
 
 void ItemIndex::append(const std::vector<int>& slots, const std::vector<float>& vectors) {
