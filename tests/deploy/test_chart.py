@@ -239,3 +239,149 @@ def test_a_service_can_have_its_own_ports() -> None:
     assert service["spec"]["ports"][0]["port"] == 50061
     other = next(o for o in objects if o["kind"] == "Rollout" and o["metadata"]["name"] == "allocation")
     assert pod_spec(other)["containers"][0]["ports"][0]["containerPort"] == 50051
+
+
+def test_env_names_in_values_are_settings_the_services_read() -> None:
+    """Every CREATORMESH_* variable values.yaml (or an environment) sets for a service is a field of the kit's or
+    that service's settings (CREATORMESH_RANKING_MODEL_DIR was silently ignored: the field is model_path)."""
+    from creatormesh.common.plugins import discover, resolve
+    from creatormesh.common.settings import KitSettings
+
+    plugins = discover()
+    for values in [render_defaults(), *(merge(render_defaults(), environment_values(env)) for env in ENVS)]:
+        for name, svc in values["services"].items():
+            known = {f"CREATORMESH_{field.upper()}" for field in KitSettings.model_fields}
+            for settings in map(resolve, plugins[name].settings):
+                prefix = settings.model_config.get("env_prefix", "")
+                known |= {f"{prefix}{field}".upper() for field in settings.model_fields}
+            assert set(svc.get("env") or {}) <= known, (name, sorted(set(svc["env"]) - known))
+
+
+SERVING_ON = {"services": {"ranking": {"serving": {"enabled": True}}}}
+#: What the schema requires of an enabled front besides `enabled` (values.yaml gives ranking's).
+FRONT = {"image": {}, "resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "1Gi"}}}
+
+
+def ranking_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return pod_spec(next(o for o in objects if o["kind"] == "Rollout" and o["metadata"]["name"] == "ranking"))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_ranking_serving_off_renders_what_it_did_before(env: str) -> None:
+    """Off (the default), the ranking pod is the Python container alone, and an explicit `enabled: false` renders
+    exactly the same manifests as no serving key at all."""
+    values = environment_values(env)
+    assert render_defaults()["services"]["ranking"]["serving"]["enabled"] is False
+    objects = render(values)
+    off = {"services": {"ranking": {"serving": {"enabled": False, "backendPort": 50099}}}}
+    assert render(merge(values, off)) == objects
+    assert render(merge(values, {"services": {"ranking": {"serving": None}}})) == objects  # null: Helm drops the key
+    pod = ranking_pod(objects)
+    (container,) = pod["containers"]
+    assert container["name"] == "ranking" and container["image"].split("/")[-1].startswith("ranking:")
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 50051, "metrics": 9464}
+    assert all(container[p]["grpc"]["port"] == 50051 for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+    variables = env_of(container)
+    assert variables["CREATORMESH_GRPC_PORT"] == "50051" and variables["CREATORMESH_GRPC_HOST"] == "0.0.0.0"
+    assert "CREATORMESH_RANKING_BACKEND" not in variables and "CREATORMESH_DRAIN_DELAY_SECONDS" not in variables
+    assert variables["CREATORMESH_RANKING_MODEL_PATH"] == "/models/ranking"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_ranking_serving_on_puts_the_compiled_front_on_the_grpc_port(env: str) -> None:
+    values = merge(environment_values(env), SERVING_ON)
+    objects = render(values)
+    pod = ranking_pod(objects)
+    python, serving = pod["containers"]
+    full = merge(render_defaults(), values)
+    registry, tag = full["global"]["image"]["registry"], full["global"]["image"]["tag"]
+    assert python["name"] == "ranking" and python["image"] == f"{registry}/ranking:{tag}"
+    assert serving["name"] == "ranking-serving" and serving["image"] == f"{registry}/ranking-serving:{tag}"
+    assert "args" not in serving and "command" not in serving  # the image's ENTRYPOINT: ranking-serving serve
+    # the Service's targetPort `grpc` (and so every caller) reaches the front; the Python container moves to 50052
+    service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "ranking")
+    assert service["spec"]["ports"][0] == {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP",
+                                           "appProtocol": "grpc"}  # fmt: skip
+    assert {p["name"]: p["containerPort"] for p in serving["ports"]} == {"grpc": 50051}
+    assert {p["name"]: p["containerPort"] for p in python["ports"]} == {"grpc-backend": 50052, "metrics": 9464}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # gRPC health, each container its own port
+        assert serving[probe]["grpc"] == {"port": 50051} and python[probe]["grpc"] == {"port": 50052}, probe
+    front, backend = env_of(serving), env_of(python)
+    assert front["CREATORMESH_GRPC_HOST"] == "0.0.0.0" and front["CREATORMESH_GRPC_PORT"] == "50051"
+    assert front["CREATORMESH_RANKING_BACKEND"] == "127.0.0.1:50052"
+    # the kubelet probes the Python container on the pod's address, so it still listens on every interface
+    assert backend["CREATORMESH_GRPC_HOST"] == "0.0.0.0" and backend["CREATORMESH_GRPC_PORT"] == "50052"
+    assert backend["CREATORMESH_METRICS_PORT"] == "9464" and backend["CREATORMESH_DRAIN_DELAY_SECONDS"] == "20"
+    # the same ranking settings and checkpoint; the Redis URL from the same Secret (ranking-serving reads it from
+    # its environment, the kit from the mounted file)
+    ranking_env = {k: v for k, v in backend.items() if k.startswith("CREATORMESH_RANKING_")}
+    assert ranking_env and ranking_env.items() <= front.items()
+    assert front["CREATORMESH_RANKING_MODEL_PATH"] == "/models/ranking"
+    redis = full["global"]["redis"]
+    assert front["CREATORMESH_REDIS_URL"] == {"secretKeyRef": {"name": redis["secretName"], "key": redis["key"]}}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for container in (python, serving):
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/models"]["name"] == "models" and mounts["/models"]["readOnly"] is True, container["name"]
+    assert volumes["models"]["persistentVolumeClaim"]["claimName"] == full["models"]["claimName"]
+    assert serving["resources"] == full["services"]["ranking"]["serving"]["resources"]
+    for obj in objects:  # still valid Kubernetes; the hardening checks (all containers) are the ones above
+        if not is_custom(obj):
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    test_workloads_are_hardened((env, values, objects))
+    # nothing else changes: the other services' workloads are as with the front off
+    off = render(environment_values(env))
+    changed = [(o["kind"], o["metadata"]["name"]) for o in objects if o not in off]
+    assert changed == [("Rollout", "ranking")]
+
+
+def test_ranking_serving_options() -> None:
+    values = merge(environment_values("staging"), SERVING_ON)
+    custom = {"services": {"ranking": {"serving": {"backendPort": 50070, "image": {"tag": "0.2.0-rc1"}},
+                                       "env": {"CREATORMESH_DRAIN_DELAY_SECONDS": "5"}}}}  # fmt: skip
+    python, serving = ranking_pod(render(merge(values, custom)))["containers"]
+    assert serving["image"].endswith("/ranking-serving:0.2.0-rc1")
+    assert env_of(serving)["CREATORMESH_RANKING_BACKEND"] == "127.0.0.1:50070"
+    assert env_of(python)["CREATORMESH_GRPC_PORT"] == "50070" and python["readinessProbe"]["grpc"]["port"] == 50070
+    assert [e for e in python["env"] if e["name"] == "CREATORMESH_DRAIN_DELAY_SECONDS"] == [
+        {"name": "CREATORMESH_DRAIN_DELAY_SECONDS", "value": "5"}  # the service's own setting, once
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"services": {"allocation": {"serving": {"enabled": True, **FRONT}}}}, "only ranking"),
+        ({"services": {"ranking": {"serving": {"enabled": True, "backendPort": 50051}}}}, "backendPort 50051"),
+        ({"services": {"ranking": {"serving": {"enabled": True, "backendPort": 9464}}}}, "backendPort 9464"),
+    ],
+)
+def test_a_bad_serving_setup_fails_to_render(override: dict[str, Any], message: str) -> None:
+    import helm_python as helm
+
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmError) as caught:
+        chart.render(merge(environment_values("staging"), override), name="creatormesh", namespace="x")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"services": {"ranking": {"serving": {"enabled": "yes"}}}}, "/services/ranking/serving/enabled"),
+        ({"services": {"ranking": {"serving": {"enabled": True, "port": 1}}}}, "'port' not allowed"),
+        ({"services": {"ranking": {"serving": {"backendPort": 70000}}}}, "/services/ranking/serving/backendPort"),
+        ({"services": {"ranking": {"serving": {"resources": {"limits": {"memory": "lots"}}}}}}, "/limits/memory"),
+    ],
+)
+def test_a_bad_serving_value_is_rejected_by_the_schema(override: dict[str, Any], message: str) -> None:
+    import helm_python as helm
+
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmValuesError) as caught:
+        chart.render(merge(environment_values("staging"), override), name="creatormesh", namespace="x")
+    assert message in str(caught.value)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .render import environment_values, environments, render
+from .render import environment_values, environments, merge, render
 from .tools import checkov, failures
 
 
@@ -35,6 +35,20 @@ def test_rendered_manifests_pass_checkov(tmp_path: Path, env: str) -> None:
     assert all(s["check_id"] in ("CKV_K8S_43", "CKV_K8S_15") for s in skipped)  # only the justified image skips
     workloads = {c["resource"] for c in report["results"]["passed_checks"] if c["resource"].startswith("Deployment.")}
     assert len(workloads) >= len(shadows)  # the Rollouts' pods really were checked
+
+
+def test_ranking_serving_front_passes_checkov(tmp_path: Path) -> None:
+    """With ranking's compiled front on: its container is checked like the others; the one extra skip is its Redis
+    URL as a Secret-backed variable (ranking-serving reads no secrets directory), and only on that Rollout."""
+    values = merge(environment_values("production"), {"services": {"ranking": {"serving": {"enabled": True}}}})
+    objects = render(values)
+    shadows = [as_deployment(o) for o in objects if o["kind"] == "Rollout"]
+    (tmp_path / "serving.yaml").write_text(yaml.safe_dump_all([*objects, *shadows], sort_keys=False))
+    report = checkov(tmp_path, "kubernetes")
+    assert failures(report) == []
+    skipped = report["results"].get("skipped_checks", [])
+    assert all(s["check_id"] in ("CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_35") for s in skipped)
+    assert {s["resource"] for s in skipped if s["check_id"] == "CKV_K8S_35"} == {"Deployment.creatormesh.ranking"}
 
 
 def test_checkov_fails_a_weak_pod(tmp_path: Path) -> None:
