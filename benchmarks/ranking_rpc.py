@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import os
 import statistics
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -40,7 +41,8 @@ from redis.asyncio import Redis
 from creatormesh.common import client
 from creatormesh.common.echo import ECHO_SERVICE
 from creatormesh.common.health import wait_serving
-from creatormesh.common.runtime.processes import free_port, spawn_service, stop_process
+from creatormesh.common.runtime.processes import free_port, service_env, spawn_service, stop_process
+from creatormesh.ranking import compiled
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord
 from creatormesh.ranking.live_items import LiveItems
@@ -125,6 +127,7 @@ async def main(args: argparse.Namespace) -> None:
     echo_proc, echo_target = spawn_service("echo", env)
     metrics_port = free_port()
     replicas = [spawn_service("ranking", env, metrics_port=metrics_port if i == 0 else 0) for i in range(args.replicas)]
+    native: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.perf_counter()
         await wait_serving(echo_target, proc=echo_proc)
@@ -134,6 +137,14 @@ async def main(args: argparse.Namespace) -> None:
             f"{args.replicas} ranking replica(s) SERVING after {time.perf_counter() - t0:.1f} s "
             f"(each loads and indexes {args.items} items)"
         )
+        native_target = ""
+        if args.compiled and not compiled.missing():
+            native, native_target = await asyncio.to_thread(start_compiled, env, replicas[0][1])
+            t0 = time.perf_counter()
+            await wait_serving(native_target, 900, proc=native)
+            print(f"compiled server SERVING after {time.perf_counter() - t0:.1f} s")
+        elif args.compiled:
+            print(f"compiled server not measured: {', '.join(compiled.missing())} missing (make cpp-toolchain)")
         echo = echo_pb2_grpc.EchoServiceStub(client.channel(echo_target, ECHO_SERVICE))
         stub = ranking_pb2_grpc.RankingServiceStub(client.channel(replicas[0][1], RANKING, deadline=30))
         every = "ipv4:" + ",".join(target for _, target in replicas)
@@ -149,6 +160,10 @@ async def main(args: argparse.Namespace) -> None:
             "RankForYou warm": lambda: stub.RankForYou(next(warm), metadata=overdrive),
             "RankForYou cold": lambda: stub.RankForYou(next(cold), metadata=overdrive),
         }
+        if native_target:
+            fast = ranking_pb2_grpc.RankingServiceStub(client.channel(native_target, RANKING, deadline=30))
+            calls["compiled warm"] = lambda: fast.RankForYou(next(warm), metadata=overdrive)
+            calls["compiled cold"] = lambda: fast.RankForYou(next(cold), metadata=overdrive)
         print(f"\none caller, {args.calls} calls, top-50 of {args.items + len(rec.catalog())} items")
         print(f"{'call':<18} {'p50 ms':>8} {'p99 ms':>8}")
         for name, call in calls.items():
@@ -164,6 +179,8 @@ async def main(args: argparse.Namespace) -> None:
             for name, call in calls.items():
                 if name.startswith("echo"):
                     servers = [echo_proc.pid]
+                elif name.startswith("compiled") and native is not None:
+                    servers = [native.pid]
                 else:
                     servers = [p.pid for p, _ in (replicas if "replicas" in name else replicas[:1])]
                 before = batch_totals(metrics_port)
@@ -185,12 +202,23 @@ async def main(args: argparse.Namespace) -> None:
         print(f"calls per ranking batch with {args.concurrency} callers (one replica): {batched[0] / batched[1]:.1f}")
         await client.close_all()
     finally:
-        for proc in (echo_proc, *(proc for proc, _ in replicas)):
+        for proc in (echo_proc, *(proc for proc, _ in replicas), *([native] if native else [])):
             stop_process(proc, 60)
         keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 1000):
             await redis.delete(*keys[i : i + 1000])
         await redis.aclose()
+
+
+def start_compiled(env: dict[str, str], backend: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``ranking-serving serve`` (built if needed) on a free port, forwarding to ``backend``."""
+    binary = compiled.build()
+    port = free_port()
+    extra = {**env, "CREATORMESH_RANKING_BACKEND": backend}
+    proc = subprocess.Popen(
+        [str(binary), "serve"], env=service_env(port, 0, extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return proc, f"127.0.0.1:{port}"
 
 
 if __name__ == "__main__":
@@ -201,6 +229,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--replicas", type=int, default=2, help="also measure calls spread over this many replicas")
+    parser.add_argument("--no-compiled", dest="compiled", action="store_false", help="skip the compiled server")
     parser.add_argument("--viewers", type=int, default=500, help="warm viewers (and as many cold ones) to call")
     parser.add_argument("--model-dir", type=lambda p: Path(p).absolute(), default=".creatormesh/ranking/model")
     parser.add_argument("--redis-url", default=os.environ.get("CREATORMESH_REDIS_URL", "redis://127.0.0.1:6379/0"))
