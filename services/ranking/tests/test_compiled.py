@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from creatormesh.ranking import compiled
 from creatormesh.ranking.recommender import Recommender, UserContext
-
-
-@pytest.fixture(scope="module")
-def binary() -> Path:
-    if gaps := compiled.missing():
-        reason = f"C++ toolchain missing ({', '.join(gaps)}): make cpp-toolchain"
-        if os.environ.get("CREATORMESH_REQUIRE_CPP"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return compiled.build()
 
 
 def embed(binary: Path, model: Path, users: list[UserContext]) -> list[dict[str, object]]:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,44 +17,16 @@ import pytest
 import redis.asyncio as aioredis
 from numpy.typing import NDArray
 
-from creatormesh.ranking import compiled
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord, UserFeatures
 from creatormesh.ranking.live_items import LiveItems, Stored, decode, encode
 from creatormesh.ranking.recommender import ItemContent
 
-TOOL = "ranking-redis-tool"
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="module")
-def tool() -> Path:
-    if gaps := compiled.missing():
-        reason = f"C++ toolchain missing ({', '.join(gaps)}): make cpp-toolchain"
-        if os.environ.get("CREATORMESH_REQUIRE_CPP"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return compiled.build(target=TOOL)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis: Any, unique: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    yield f"test-{unique}"
-    keys = [k async for k in redis.scan_iter(match=f"test-{unique}:*")]
-    if keys:
-        await redis.delete(*keys)
-
-
-def run(tool: Path, *args: str) -> list[dict[str, Any]]:
-    done = subprocess.run([str(tool), *args], capture_output=True, text=True, check=False, timeout=60)
+def run(redis_tool: Path, *args: str) -> list[dict[str, Any]]:
+    done = subprocess.run([str(redis_tool), *args], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -111,7 +81,7 @@ def interaction(user: str, item: str, kind: str, at: float, *genres: str, **more
 
 
 async def test_features_and_history_match_the_feature_store(
-    tool: Path, redis: Any, redis_url: str, prefix: str, unique: str
+    redis_tool: Path, redis: Any, redis_url: str, prefix: str, unique: str
 ) -> None:
     writer = FeatureStore(redis, prefix=prefix)
     alice, bob, carol, ghost = f"alice-{unique}", f"bób ✓ {unique}", f"carol:{unique}/x", f"ghost-{unique}"
@@ -142,7 +112,7 @@ async def test_features_and_history_match_the_feature_store(
     for length in (1, 3, 30):  # the script reads max(length, 20) entries, then sorts by time
         reference = await FeatureStore(redis, prefix=prefix, history_length=length).features_many(users)
         args = ["features", "--redis", redis_url, "--prefix", prefix, "--history-length", str(length)]
-        assert run(tool, *args, *users) == [features_json(f) for f in reference]
+        assert run(redis_tool, *args, *users) == [features_json(f) for f in reference]
 
     a, b, c, g, _, d = reference
     assert a.interests[:3] == ["drama", "space opera", "jazz"] and len(a.interests) == 3 + 20 - 1
@@ -157,20 +127,20 @@ async def test_features_and_history_match_the_feature_store(
     assert d.interests == ["rock"] and len({r.occurred_at for r in d.recent}) < len(d.recent) / 5
 
 
-async def test_an_unknown_read_script_is_loaded(tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
+async def test_an_unknown_read_script_is_loaded(redis_tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
     store = FeatureStore(redis, prefix=prefix, history_length=5)
     for n in range(7):
         await store.record(f"e{n}", interaction("u1", f"m{n % 4}", "view", T0 + n % 3, "comedy"))
     await redis.script_flush()
     args = ["features", "--redis", redis_url, "--prefix", prefix, "--history-length", "5", "u1", "u2"]
-    got = run(tool, *args)
+    got = run(redis_tool, *args)
     assert (await redis.script_exists(store._read_sha)) == [True]  # the tool loaded the very script FeatureStore calls
     assert got == [features_json(f) for f in await store.features_many(["u1", "u2"])]
 
 
-async def test_live_items_match_load_all(tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
+async def test_live_items_match_load_all(redis_tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
     args = ["live-items", "--redis", redis_url, "--prefix", prefix]
-    assert run(tool, *args) == [{"position": "0-0", "items": []}]
+    assert run(redis_tool, *args) == [{"position": "0-0", "items": []}]
     live = LiveItems(redis, prefix=prefix)
     special = np.array([0.0, -0.0, 1e-40, -3.4e38, 1.0, 0.1], dtype=np.float32)
     items = [
@@ -187,17 +157,17 @@ async def test_live_items_match_load_all(tool: Path, redis: Any, redis_url: str,
     await redis.hset(live.hash_key, "old", json.dumps(old))  # written before title, blocked and model_version
 
     stored, position = await live.load_all()
-    got = run(tool, *args)
+    got = run(redis_tool, *args)
     assert len(got) == 1 and got[0]["position"] == position != "0-0"
     assert by_id(got[0]["items"]) == by_id([stored_json(s) for s in stored])
     assert len(stored) == 1505 and len({s.meta.item_id for s in stored}) == 1505
     assert next(i for i in got[0]["items"] if i["id"] == "película-ñ 🎬")["quality"] is None
 
 
-async def test_follow_prints_each_applied_batch(tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
+async def test_follow_prints_each_applied_batch(redis_tool: Path, redis: Any, redis_url: str, prefix: str) -> None:
     live = LiveItems(redis, prefix=prefix)
     await live.put(meta("before"), vector(0), "v")
-    command = [str(tool), "live-items", "--redis", redis_url, "--prefix", prefix, "--follow", "3"]
+    command = [str(redis_tool), "live-items", "--redis", redis_url, "--prefix", prefix, "--follow", "3"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout = proc.stdout
     assert stdout is not None
@@ -235,7 +205,7 @@ async def test_follow_prints_each_applied_batch(tool: Path, redis: Any, redis_ur
     assert "skipped bad" in err
 
 
-async def test_url_user_password_and_database(tool: Path, redis_url: str, unique: str) -> None:
+async def test_url_user_password_and_database(redis_tool: Path, redis_url: str, unique: str) -> None:
     url = urlsplit(redis_url)
     if url.username or url.password:
         pytest.skip("the test Redis has a password")
@@ -244,11 +214,12 @@ async def test_url_user_password_and_database(tool: Path, redis_url: str, unique
     try:
         await LiveItems(other, prefix=prefix).put(meta("x"), vector(0), "v")
         args = ["live-items", "--prefix", prefix, "--redis"]
-        (got,) = run(tool, *args, f"redis://default:any%20password@{url.netloc}/{db}")  # AUTH user password, SELECT
+        # AUTH user password, SELECT
+        (got,) = run(redis_tool, *args, f"redis://default:any%20password@{url.netloc}/{db}")
         assert [i["id"] for i in got["items"]] == ["x"]
-        assert run(tool, *args, f"redis://{url.netloc}")[0]["items"] == []  # database 0
+        assert run(redis_tool, *args, f"redis://{url.netloc}")[0]["items"] == []  # database 0
         done = subprocess.run(
-            [str(tool), *args, f"redis://:secret@{url.netloc}/{db}"], capture_output=True, text=True, check=False
+            [str(redis_tool), *args, f"redis://:secret@{url.netloc}/{db}"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 1 and "AUTH" in done.stderr  # no password is set for the default user
     finally:
@@ -256,12 +227,12 @@ async def test_url_user_password_and_database(tool: Path, redis_url: str, unique
         await other.aclose()
 
 
-def test_an_unreachable_redis_is_a_clear_error(tool: Path) -> None:
+def test_an_unreachable_redis_is_a_clear_error(redis_tool: Path) -> None:
     url = "redis://127.0.0.1:1/0"
     for command in (["features", "--redis", url, "u1"], ["live-items", "--redis", url, "--follow", "1"]):
-        done = subprocess.run([str(tool), *command], capture_output=True, text=True, check=False, timeout=30)
+        done = subprocess.run([str(redis_tool), *command], capture_output=True, text=True, check=False, timeout=30)
         assert done.returncode == 1 and done.stdout == ""
         assert "cannot connect to Redis at 127.0.0.1:1" in done.stderr
     for bad in ([], ["features", "u1"], ["live-items", "--redis"], ["serve", "--redis", url]):
-        usage = subprocess.run([str(tool), *bad], capture_output=True, text=True, check=False)
+        usage = subprocess.run([str(redis_tool), *bad], capture_output=True, text=True, check=False)
         assert usage.returncode == 2 and "usage: ranking-redis-tool" in usage.stderr

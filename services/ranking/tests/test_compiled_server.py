@@ -26,7 +26,6 @@ from creatormesh.common import client
 from creatormesh.common.server import Server, build_runtime
 from creatormesh.common.settings import KitSettings
 from creatormesh.events.v1 import content_pb2, interactions_pb2
-from creatormesh.ranking import compiled
 from creatormesh.ranking.app import RankingService
 from creatormesh.ranking.settings import RankingSettings
 from creatormesh.ranking.v1 import ranking_pb2 as pb
@@ -34,16 +33,6 @@ from creatormesh.ranking.v1 import ranking_pb2_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RankingService"]
 pytestmark = pytest.mark.usefixtures("close_channels")
-
-
-@pytest.fixture(scope="module")
-def binary() -> Path:
-    if gaps := compiled.missing():
-        reason = f"C++ toolchain missing ({', '.join(gaps)}): make cpp-toolchain"
-        if os.environ.get("CREATORMESH_REQUIRE_CPP"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return compiled.build()
 
 
 class Pair(SimpleNamespace):

@@ -6,33 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 
 from creatormesh.ranking.catalog import ItemMeta
 from creatormesh.ranking.features import FeatureStore, InteractionRecord, jensen_shannon
 from creatormesh.ranking.live_items import LiveItems, Stored
 from creatormesh.ranking.recommender import ItemContent
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis: Any, unique: str) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys (event markers live 7 days) are deleted afterwards."""
-    yield f"test-{unique}"
-    keys = [k async for k in redis.scan_iter(match=f"test-{unique}:*")]
-    if keys:
-        await redis.delete(*keys)
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ void Ranker::write(const std::vector<std::shared_ptr<const Item>>& items, const 
   }
 }
 
-std::vector<int> Ranker::retrieve(const RankRequest& request, const UserFeatures& features, const Vector& user,
+std::vector<int> Ranker::retrieve(const UserFeatures& features, const Vector& user,
                                   const Vector& state, bool has_history, double w,
                                   const std::unordered_set<int>& seen_slots,
                                   const std::vector<int>& seen_trained) const {
@@ -154,7 +154,6 @@ std::vector<int> Ranker::retrieve(const RankRequest& request, const UserFeatures
   std::unordered_set<int> have;
   for (const int slot : slots)
     if (have.insert(slot).second && !catalog_.item(slot)->blocked) out.push_back(slot);
-  (void)request;
   return out;
 }
 
@@ -196,7 +195,7 @@ Page Ranker::rank(const RankRequest& request, const UserFeatures& features) cons
         seen_trained.push_back(at->second);
     }
   }
-  const std::vector<int> rows = retrieve(request, features, user, state, has_history, w, seen_slots, seen_trained);
+  const std::vector<int> rows = retrieve(features, user, state, has_history, w, seen_slots, seen_trained);
   Page page;
   page.warm = share >= 1.0;
   page.blend_weight = w;

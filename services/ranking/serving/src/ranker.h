@@ -73,8 +73,8 @@ class Ranker {
  private:
   void write(const std::vector<std::shared_ptr<const Item>>& items, const std::vector<float>& tower,
              const std::vector<float>& sequence);
-  std::vector<int> retrieve(const RankRequest& request, const UserFeatures& features, const Vector& user,
-                            const Vector& state, bool has_history, double w, const std::unordered_set<int>& seen_slots,
+  std::vector<int> retrieve(const UserFeatures& features, const Vector& user, const Vector& state, bool has_history,
+                            double w, const std::unordered_set<int>& seen_slots,
                             const std::vector<int>& seen_trained) const;
 
   const Checkpoint& checkpoint_;

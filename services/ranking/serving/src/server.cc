@@ -78,16 +78,6 @@ std::optional<std::string> header(const grpc::ServerContext* context, const char
   return std::string(it->second.data(), it->second.size());
 }
 
-// A forwarded call carries the caller's metadata (the A/B toggle, tracing) and deadline.
-void forward_context(const grpc::ServerContext* from, grpc::ClientContext* to) {
-  for (const auto& [key, value] : from->client_metadata()) {
-    const std::string k(key.data(), key.size());
-    if (k.rfind("grpc-", 0) == 0 || k == "user-agent" || k[0] == ':') continue;
-    to->AddMetadata(k, std::string(value.data(), value.size()));
-  }
-  if (from->deadline() != std::chrono::system_clock::time_point::max()) to->set_deadline(from->deadline());
-}
-
 class Service final : public pb::RankingService::Service {
  public:
   Service(const ServerSettings& settings, const Ranker& ranker, RedisPool& redis,
@@ -103,9 +93,7 @@ class Service final : public pb::RankingService::Service {
   grpc::Status RankForYou(grpc::ServerContext* context, const pb::RankForYouRequest* request,
                           pb::RankForYouResponse* response) override {
     if (request->candidate_items_size() > 0) {  // their texts need the embedder: the Python service ranks them
-      grpc::ClientContext client;
-      forward_context(context, &client);
-      return backend_->RankForYou(&client, *request, response);
+      return forward(&Stub::RankForYou, context, *request, response);
     }
     if (!ready_) return {grpc::StatusCode::FAILED_PRECONDITION, "the ranking models are not loaded yet"};
     if (code_points(request->experiment()) > 128) return invalid("experiment", "must be at most 128 characters");
@@ -149,33 +137,41 @@ class Service final : public pb::RankingService::Service {
 
   grpc::Status GetFeatures(grpc::ServerContext* context, const pb::GetFeaturesRequest* request,
                            pb::GetFeaturesResponse* response) override {
-    grpc::ClientContext client;
-    forward_context(context, &client);
-    return backend_->GetFeatures(&client, *request, response);
+    return forward(&Stub::GetFeatures, context, *request, response);
   }
 
   grpc::Status GetInsights(grpc::ServerContext* context, const pb::GetInsightsRequest* request,
                            pb::GetInsightsResponse* response) override {
-    grpc::ClientContext client;
-    forward_context(context, &client);
-    return backend_->GetInsights(&client, *request, response);
+    return forward(&Stub::GetInsights, context, *request, response);
   }
 
   grpc::Status GetInterests(grpc::ServerContext* context, const pb::GetInterestsRequest* request,
                             pb::GetInterestsResponse* response) override {
-    grpc::ClientContext client;
-    forward_context(context, &client);
-    return backend_->GetInterests(&client, *request, response);
+    return forward(&Stub::GetInterests, context, *request, response);
   }
 
   grpc::Status SetInterests(grpc::ServerContext* context, const pb::SetInterestsRequest* request,
                             pb::SetInterestsResponse* response) override {
-    grpc::ClientContext client;
-    forward_context(context, &client);
-    return backend_->SetInterests(&client, *request, response);
+    return forward(&Stub::SetInterests, context, *request, response);
   }
 
  private:
+  using Stub = pb::RankingService::Stub;
+
+  // A call for the Python service, with the caller's metadata (the A/B toggle, tracing) and deadline.
+  template <typename Request, typename Response>
+  grpc::Status forward(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                       const grpc::ServerContext* context, const Request& request, Response* response) {
+    grpc::ClientContext client;
+    for (const auto& [key, value] : context->client_metadata()) {
+      const std::string k(key.data(), key.size());
+      if (k.rfind("grpc-", 0) == 0 || k == "user-agent" || k[0] == ':') continue;
+      client.AddMetadata(k, std::string(value.data(), value.size()));
+    }
+    if (context->deadline() != std::chrono::system_clock::time_point::max()) client.set_deadline(context->deadline());
+    return (backend_.get()->*method)(&client, request, response);
+  }
+
   void write(const Page& page, const std::string& experiment, const Arm& arm, pb::RankForYouResponse* out) const {
     out->set_user_state(page.warm ? pb::USER_STATE_WARM : pb::USER_STATE_COLD);
     out->set_blend_weight(page.blend_weight);
