@@ -290,7 +290,8 @@ class Recommender:
         """Calibrated next-item scores of items given by ``sequence_item_vectors`` for one user's state."""
         if not known:
             return np.full(item_vectors.shape[0], NEUTRAL)
-        logits = (item_vectors @ state).astype(np.float64)
+        # in float64, like two_tower_scores: a float32 product's last bit depends on how many rows BLAS is given
+        logits = np.asarray(item_vectors, dtype=np.float64) @ np.asarray(state, dtype=np.float64)
         scores: NDArray[np.float64] = self._calibrate_sequence(logits[None, :], np.array([True]))[0]
         return scores
 

@@ -206,7 +206,7 @@ Page Ranker::rank(const RankRequest& request, const UserFeatures& features) cons
   for (const auto& interest : features.interests) interests.insert(catalog_.label_code(interest));
   interests.erase(-1);  // a label no item has matches nothing
   const bool any_interest = !features.interests.empty();
-  const Eigen::VectorXd user64 = user.cast<double>();
+  const Eigen::VectorXd user64 = user.cast<double>(), state64 = state.cast<double>();
   const size_t n = rows.size();
   std::vector<double> score(n), two_tower(n), seq(n), match(n), fresh(n);
   for (size_t i = 0; i < n; ++i) {
@@ -215,7 +215,7 @@ Page Ranker::rank(const RankRequest& request, const UserFeatures& features) cons
     two_tower[i] = sigmoid((tower.cast<double>().dot(user64) - cal_tt.mean) / cal_tt.std);
     if (has_history) {
       const Eigen::Map<const Eigen::VectorXf> item(catalog_.sequence(slot), checkpoint_.sequence_dim);
-      seq[i] = sigmoid((static_cast<double>(item.dot(state)) - cal_seq.mean) / cal_seq.std);
+      seq[i] = sigmoid((item.cast<double>().dot(state64) - cal_seq.mean) / cal_seq.std);
     } else {
       seq[i] = NEUTRAL;
     }
